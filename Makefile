@@ -1,0 +1,38 @@
+# tidemark: the README's two commands.
+#   make demo   install what is missing, build, run the main job on a local journal
+#   make test   install what is missing, build (also ASan+UBSan), run every test,
+#               end with "N passed, N failed, N skipped"
+#   make bench  build and run the benchmarks
+.PHONY: all deps build build-asan demo test bench clean
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+all: build
+
+deps:
+	@tests/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) --buildtype=debug -Dwerror=false -Db_sanitize=address,undefined -Db_lundef=false -Dbench=disabled
+
+build-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+demo: build
+	@tools/demo.sh $(BUILD)/tools/tidemark
+
+test: build build-asan
+	@tests/run-all.sh $(BUILD) $(ASAN_BUILD)
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,187 @@
+// See docs/format-journal.md: the journal's on-disk format, the one place its
+// constants, keys and records are encoded and decoded.
+//
+// Keys are big-endian so that RocksDB's bytewise order is numeric order.
+// Values are `header payload`: an 8-byte header (kind, codec, reserved,
+// CRC32C) and a little-endian payload. Every decoder here checks the CRC and
+// the exact length and returns kCorruption, naming what is wrong, otherwise.
+//
+// Thread-safety: pure functions and value types.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tidemark/journal/codec.h"
+#include "tidemark/journal/status.h"
+#include "tidemark/journal/types.h"
+
+namespace tidemark::journal {
+
+// The version this build writes. A journal whose read floor is above it is
+// refused; one whose write floor is above it opens read-only.
+inline constexpr uint32_t kFormatVersion = 1;
+
+inline constexpr size_t kValueHeaderBytes = 8;
+inline constexpr uint32_t kDefaultBlockBytes = 4096;
+inline constexpr uint32_t kSectorBytes = 512;
+
+// Column family names.
+inline constexpr const char* kCfDefault = "default";      // metadata, volumes
+inline constexpr const char* kCfBlocks = "blocks";        // versioned blocks
+inline constexpr const char* kCfSeqs = "seqs";            // one record per seq
+inline constexpr const char* kCfTimes = "times";          // time -> seq index
+inline constexpr const char* kCfRanges = "ranges";        // TRIM / WRITE_ZEROES
+inline constexpr const char* kCfBookmarks = "bookmarks";  // name -> seq
+inline constexpr const char* kCfFlushes = "flushes";      // FLUSH / FUA markers
+inline constexpr std::array<const char*, 7> kColumnFamilies = {
+    kCfDefault, kCfBlocks, kCfSeqs, kCfTimes, kCfRanges, kCfBookmarks, kCfFlushes};
+
+// Kinds of stored values. Bit 7 set: a reader that does not know the kind may
+// skip the record; clear: it must refuse it. Stored on disk: never renumber.
+enum class ValueKind : uint8_t {
+  kMeta = 1,
+  kVolume = 2,
+  kBlock = 3,      // a block's bytes at a seq (payload compressed by codec)
+  kZeroBlock = 4,  // a block that is all zeros at a seq (no payload)
+  kSeq = 5,
+  kTime = 6,
+  kRange = 7,
+  kBookmark = 8,
+  kFlush = 9,
+};
+inline constexpr uint8_t kKindSkippable = 0x80;
+std::string_view ValueKindName(ValueKind kind);
+
+enum class ChecksumId : uint8_t { kCrc32c = 1 };
+
+// ---- keys ----------------------------------------------------------------
+// default:   'M'                      -> MetaRecord
+//            'V' be32 volume          -> VolumeRecord
+// blocks:    be32 volume be64 block be64 ~seq -> block bytes or zero block
+// seqs:      be32 space  be64 seq     -> SeqRecord
+// times:     be32 space  be64 time_ns be64 seq -> (empty)
+// ranges:    be32 volume be64 seq     -> RangeRecord
+// bookmarks: be32 space  name        -> BookmarkRecord
+// flushes:   be32 space  be64 seq     -> FlushRecord
+std::string MetaKey();
+std::string VolumeKey(uint32_t volume);
+std::string BlockKey(uint32_t volume, uint64_t block, Seq seq);
+std::string SeqKey(uint32_t space, Seq seq);
+std::string TimeKey(uint32_t space, TimeNs time_ns, Seq seq);
+std::string RangeKey(uint32_t volume, Seq seq);
+std::string BookmarkKey(uint32_t space, std::string_view name);
+std::string FlushKey(uint32_t space, Seq seq);
+// The 4-byte prefix shared by every key of a volume or space.
+std::string IdPrefix(uint32_t id);
+
+struct DecodedBlockKey {
+  uint32_t volume;
+  uint64_t block;
+  Seq seq;
+};
+Result<DecodedBlockKey> DecodeBlockKey(std::string_view key);
+// For seqs, ranges and flushes: be32 id be64 seq.
+struct DecodedSeqKey {
+  uint32_t id;
+  Seq seq;
+};
+Result<DecodedSeqKey> DecodeSeqKey(std::string_view key);
+struct DecodedTimeKey {
+  uint32_t space;
+  TimeNs time_ns;
+  Seq seq;
+};
+Result<DecodedTimeKey> DecodeTimeKey(std::string_view key);
+Result<uint32_t> DecodeVolumeKey(std::string_view key);
+
+// ---- values --------------------------------------------------------------
+// header := kind u8 | codec u8 | reserved u16 (0) | crc32c u32
+// crc32c covers header bytes 0..3 followed by the payload.
+std::string EncodeValue(ValueKind kind, Codec codec, std::string_view payload);
+struct DecodedValue {
+  ValueKind kind;
+  Codec codec;
+  std::string_view payload;  // points into the decoded buffer
+};
+// Checks length and CRC; an unknown kind without the skippable bit is
+// kNotSupported, with it the value is returned for the caller to skip.
+Result<DecodedValue> DecodeValue(std::string_view stored);
+
+struct MetaRecord {
+  uint32_t format_version = kFormatVersion;
+  uint32_t read_floor = kFormatVersion;
+  uint32_t write_floor = kFormatVersion;
+  std::array<uint8_t, 16> uuid{};
+  Codec codec = Codec::kNone;  // codec new block values use
+  ChecksumId checksum = ChecksumId::kCrc32c;
+  TimeNs created_ns = 0;
+  friend bool operator==(const MetaRecord&, const MetaRecord&) = default;
+};
+std::string EncodeMeta(const MetaRecord& meta);
+Result<MetaRecord> DecodeMeta(std::string_view stored);
+
+// The geometry of a volume from a seq on. Epoch 0 starts at seq 0; resizes
+// (a later command) append epochs.
+struct Epoch {
+  uint32_t epoch = 0;
+  Seq from_seq = 0;
+  uint64_t size_bytes = 0;
+  uint32_t block_bytes = kDefaultBlockBytes;
+  friend bool operator==(const Epoch&, const Epoch&) = default;
+};
+struct VolumeRecord {
+  uint32_t id = 0;
+  uint32_t space = 0;  // consistency group seq space; = id for a group of one
+  std::string name;
+  std::vector<Epoch> epochs;  // never empty, ordered by from_seq
+  friend bool operator==(const VolumeRecord&, const VolumeRecord&) = default;
+};
+std::string EncodeVolume(const VolumeRecord& volume);
+Result<VolumeRecord> DecodeVolume(std::string_view stored);
+
+struct SeqRecord {
+  TimeNs time_ns = 0;
+  uint32_t volume = 0;
+  OpKind op = OpKind::kWrite;
+  uint8_t flags = 0;            // SeqFlags
+  std::vector<Extent> extents;  // bytes the seq changed (one for most ops)
+  friend bool operator==(const SeqRecord&, const SeqRecord&) = default;
+};
+std::string EncodeSeq(const SeqRecord& rec);
+Result<SeqRecord> DecodeSeq(std::string_view stored);
+
+// Whole blocks [first_block, first_block + block_count) read as zeros from
+// the range's seq on (partial edge blocks are written as block versions).
+struct RangeRecord {
+  OpKind op = OpKind::kTrim;
+  uint64_t first_block = 0;
+  uint64_t block_count = 0;
+  friend bool operator==(const RangeRecord&, const RangeRecord&) = default;
+};
+std::string EncodeRange(const RangeRecord& rec);
+Result<RangeRecord> DecodeRange(std::string_view stored);
+
+struct BookmarkRecord {
+  Seq seq = 0;
+  TimeNs created_ns = 0;
+  friend bool operator==(const BookmarkRecord&, const BookmarkRecord&) = default;
+};
+std::string EncodeBookmark(const BookmarkRecord& rec);
+Result<BookmarkRecord> DecodeBookmark(std::string_view stored);
+
+struct FlushRecord {
+  TimeNs time_ns = 0;
+  uint8_t flags = 0;  // kSeqFlush and/or kSeqFua
+  friend bool operator==(const FlushRecord&, const FlushRecord&) = default;
+};
+std::string EncodeFlush(const FlushRecord& rec);
+Result<FlushRecord> DecodeFlush(std::string_view stored);
+
+std::string EncodeTime();  // the (empty) value of a time index key
+Status CheckTime(std::string_view stored);
+
+}  // namespace tidemark::journal

@@ -1,0 +1,185 @@
+// The journal: an ordered stream of block writes kept as copy-on-write block
+// versions in RocksDB, from which any point can be read back.
+// See docs/format-journal.md for what is stored and DESIGN.md decision 2 for
+// the write semantics.
+//
+// Writer API: Apply() takes writes in seq order; they are group-committed,
+// many per RocksDB write batch. Commit() makes everything applied so far
+// visible and crash-safe against a process kill (the WAL is written, not
+// synced); Sync() also syncs the WAL and returns the durable seq.
+// Reader API: Resolve() turns a point spec into a seq; ReadBlock() and
+// ScanBlocks() read at a seq; ChangedExtents() lists what seqs changed.
+//
+// Thread-safety: a Journal is used by one thread at a time (callers that
+// share one serialise). Different Journal objects on different directories
+// are independent. One process may open a directory for writing at a time.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tidemark/journal/codec.h"
+#include "tidemark/journal/format.h"
+#include "tidemark/journal/status.h"
+#include "tidemark/journal/types.h"
+
+namespace tidemark::journal {
+
+struct OpenOptions {
+  // Create the directory and an empty journal when none exists.
+  bool create_if_missing = false;
+  // Open without write access (restore, points, dump). Also forced when the
+  // journal's write floor is above kFormatVersion.
+  bool read_only = false;
+  // Codec of new block values; stored in the metadata of a new journal and
+  // used by every writer of it afterwards.
+  Codec codec = Codec::kNone;
+  // Apply() commits by itself once this many writes are pending.
+  size_t group_commit_writes = 256;
+  // Keep block values in RocksDB blob files (integrated BlobDB).
+  bool blob_files = false;
+};
+
+struct VolumeInfo {
+  uint32_t id = 0;
+  uint32_t space = 0;
+  std::string name;
+  uint64_t size_bytes = 0;
+  uint32_t block_bytes = kDefaultBlockBytes;
+  uint64_t blocks() const { return (size_bytes + block_bytes - 1) / block_bytes; }
+};
+
+// One write of the ordered stream. Offsets and lengths are bytes, multiples
+// of 512; data holds length_bytes bytes for kWrite and is empty otherwise.
+struct WriteOp {
+  Seq seq = 0;
+  TimeNs time_ns = 0;
+  OpKind op = OpKind::kWrite;
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
+  std::string_view data;
+  uint8_t flags = 0;  // kSeqFua
+};
+
+struct Point {
+  Seq seq = 0;
+  TimeNs time_ns = 0;
+  friend bool operator==(const Point&, const Point&) = default;
+};
+
+struct Bookmark {
+  std::string name;
+  Point point;
+  TimeNs created_ns = 0;
+};
+
+struct PointSpec {
+  enum class Kind { kLatest, kSeq, kTime, kBookmark };
+  Kind kind = Kind::kLatest;
+  Seq seq = 0;
+  TimeNs time_ns = 0;
+  std::string bookmark;
+};
+
+// Receives a block's bytes at a point (block_bytes long; the last block of a
+// volume whose size is not a multiple of the block size is still full-size).
+using BlockFn = std::function<Status(uint64_t block, std::string_view data)>;
+
+class Journal {
+ public:
+  // Opens the journal in `dir`. kNotFound when there is none and
+  // create_if_missing is false; kNotSupported when its read floor is newer
+  // than this build; kTryAgain when another process has it open for writing.
+  static Result<std::unique_ptr<Journal>> Open(const std::string& dir,
+                                               const OpenOptions& options);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  const std::string& dir() const;
+  bool read_only() const;
+  const MetaRecord& meta() const;
+
+  // ---- volumes ----
+  std::vector<VolumeInfo> Volumes() const;
+  // kNotFound with the names that exist when `name` is not one of them.
+  Result<VolumeInfo> FindVolume(std::string_view name) const;
+  // A new volume (its own seq space) with no seqs yet: write seq 0 with
+  // Import() or Apply() next. kInvalidArgument when the name is taken or the
+  // geometry is bad (block_bytes a power of two in [512, 1 MiB], size a
+  // positive multiple of 512).
+  Result<VolumeInfo> CreateVolume(std::string_view name, uint64_t size_bytes,
+                                  uint32_t block_bytes);
+
+  // ---- writer ----
+  // Appends one write. The seq must be above LastSeq(); a seq at or below it
+  // that the journal already holds is a no-op (a resend), any other is
+  // kInvalidArgument, as are misaligned or out-of-range extents and a time
+  // before the previous seq's. Not visible to readers until committed.
+  Status Apply(uint32_t volume, const WriteOp& op);
+  // Marks `seq` (at or below LastSeq()) as covered by a FLUSH or a FUA write.
+  Status MarkFlush(uint32_t volume, Seq seq, TimeNs time_ns, uint8_t flags);
+  // Writes the pending batch (WAL written, not synced: survives a process
+  // crash, not a power cut).
+  Status Commit();
+  // Commit() then sync the WAL; returns the newest seq of the volume's seq
+  // space that is now durable (kNoSeq when it has none).
+  Result<Seq> Sync(uint32_t volume);
+  // Newest seq applied in the volume's seq space (pending included), or
+  // kNoSeq when it has none.
+  Result<Seq> LastSeq(uint32_t volume) const;
+  // Names the newest seq of the volume's space. kInvalidArgument when the
+  // name is taken or empty, kNotFound when the volume has no seq yet.
+  Result<Bookmark> AddBookmark(uint32_t volume, std::string_view name, TimeNs now_ns);
+  // Records the image read by `read` (pread-like: fills len bytes at offset)
+  // as one new seq, `seq` (kNoSeq: 0 for a volume without seqs, else
+  // LastSeq()+1). The first import skips zero blocks; a later one records
+  // only the blocks that differ from the latest point. Returns the seq, or
+  // kNoSeq when a later import found nothing changed.
+  using ReadFn = std::function<Status(uint64_t offset_bytes, char* buf, size_t len)>;
+  Result<Seq> Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
+                     Seq seq = kNoSeq);
+
+  // ---- reader ----
+  // The volume's first (seq 0) and newest committed points; kNotFound when
+  // the volume has none.
+  Result<Point> First(uint32_t volume) const;
+  Result<Point> Latest(uint32_t volume) const;
+  // Resolves a point spec (DESIGN.md decision 2): a seq between first and
+  // latest (a seq in a gap resolves to the newest seq below it), the newest
+  // seq at or before a time (a time after the latest but not after now_ns is
+  // the latest; before the first or after now_ns is kInvalidArgument), a
+  // bookmark (kNotFound when unknown) or the latest.
+  Result<Point> Resolve(uint32_t volume, const PointSpec& spec, TimeNs now_ns) const;
+  Result<Point> PointAt(uint32_t volume, Seq seq) const;
+  std::vector<Bookmark> Bookmarks(uint32_t volume) const;
+  // FLUSH and FUA points, oldest first.
+  Result<std::vector<Point>> Flushes(uint32_t volume) const;
+  // Reads block `block` as it was at `seq` into out (block_bytes). A block
+  // whose stored CRC does not match is kCorruption naming volume, block, seq.
+  Status ReadBlock(uint32_t volume, uint64_t block, Seq seq, char* out) const;
+  // Calls fn, in block order, for every block that is not all zeros at seq.
+  Status ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const;
+  // Byte extents written, trimmed or zeroed by seqs in (after, upto] of the
+  // volume, merged. Reads the seq records of that interval only.
+  Result<std::vector<Extent>> ChangedExtents(uint32_t volume, Seq after, Seq upto) const;
+
+  // ---- maintenance ----
+  // Rewrites the format floors (compatibility tests, `journal set-floors`).
+  Status SetFloors(uint32_t read_floor, uint32_t write_floor);
+  // Every record in key order, one line each, for `journal dump`:
+  // prints volume-scoped records of `volume` only when it is not kNoVolume.
+  static constexpr uint32_t kNoVolume = ~uint32_t{0};
+  Status Dump(uint32_t volume, const std::function<void(std::string_view line)>& out) const;
+
+  class Impl;
+
+ private:
+  explicit Journal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidemark::journal
