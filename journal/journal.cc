@@ -1,1 +1,454 @@
-// placeholder
+// Opening a journal, its metadata and volumes, and maintenance.
+#include <fcntl.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "journal_impl.h"
+#include "tidemark/journal/time.h"
+
+namespace tidemark::journal {
+
+namespace {
+
+constexpr char kImportMarkerPrefix = 'I';
+
+rocksdb::ColumnFamilyOptions CfOptions(size_t cf, const OpenOptions& o,
+                                       const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions c;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  if (cf == kBlocks) {
+    // Values are compressed (or incompressible) before they get here.
+    c.compression = rocksdb::kNoCompression;
+    c.write_buffer_size = 64 << 20;
+    c.target_file_size_base = 64 << 20;
+    t.block_size = 16 << 10;
+    if (o.blob_files) {
+      c.enable_blob_files = true;
+      c.min_blob_size = 512;
+      c.blob_file_size = 256 << 20;
+      c.enable_blob_garbage_collection = true;
+    }
+  } else {
+    c.compression = rocksdb::kLZ4Compression;
+    c.write_buffer_size = 16 << 20;
+  }
+  c.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return c;
+}
+
+std::array<uint8_t, 16> NewUuid() {
+  std::array<uint8_t, 16> u{};
+  std::random_device rd;
+  for (auto& b : u) b = static_cast<uint8_t>(rd());
+  u[6] = static_cast<uint8_t>((u[6] & 0x0f) | 0x40);  // version 4
+  u[8] = static_cast<uint8_t>((u[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return u;
+}
+
+std::string UuidString(const std::array<uint8_t, 16>& u) {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < u.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(hex[u[i] >> 4]);
+    s.push_back(hex[u[i] & 15]);
+  }
+  return s;
+}
+
+std::string Hex(std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out.push_back(hex[c >> 4]);
+    out.push_back(hex[c & 15]);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const OpenOptions& o,
+                                               bool read_only) {
+  auto impl = std::make_unique<Journal::Impl>();
+  impl->dir = dir;
+  impl->options = o;
+  impl->read_only = read_only;
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = !read_only;
+  db_opts.create_missing_column_families = !read_only;
+  db_opts.max_background_jobs = 2;
+  db_opts.bytes_per_sync = 1 << 20;
+  db_opts.keep_log_file_num = 2;
+  db_opts.info_log_level = rocksdb::WARN_LEVEL;
+  db_opts.max_total_wal_size = 256 << 20;
+  auto cache = rocksdb::NewLRUCache(64 << 20);
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (size_t i = 0; i < kCfCount; ++i) {
+    cfs.emplace_back(kColumnFamilies[i], CfOptions(i, o, cache));
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      read_only ? rocksdb::DB::OpenForReadOnly(db_opts, dir, cfs, &impl->cf, &raw)
+                : rocksdb::DB::Open(db_opts, dir, cfs, &impl->cf, &raw);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::TryAgain("journal " + dir + " is in use by another process");
+    }
+    if (s.IsInvalidArgument() && s.ToString().find("Column famil") != std::string::npos) {
+      return Status::Corruption("journal " + dir + " lacks tidemark's column families (" +
+                                s.ToString() + ")");
+    }
+    return FromRocks(s, "open journal " + dir);
+  }
+  impl->db.reset(raw);
+  return impl;
+}
+
+}  // namespace
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string m = std::string(what) + ": " + s.ToString();
+  if (s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos) {
+    return Status::NoSpace(std::move(m));
+  }
+  if (s.IsCorruption()) return Status::Corruption(std::move(m));
+  if (s.IsNotFound()) return Status::NotFound(std::move(m));
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(std::move(m));
+  if (s.IsNotSupported()) return Status::NotSupported(std::move(m));
+  if (s.IsTryAgain() || s.IsBusy()) return Status::TryAgain(std::move(m));
+  return Status::IOError(std::move(m));
+}
+
+VolumeInfo VolumeState::Info() const {
+  return VolumeInfo{rec.id, rec.space, rec.name, epoch().size_bytes, epoch().block_bytes};
+}
+
+Journal::Impl::~Impl() {
+  if (db) {
+    if (!read_only && failed.ok()) Commit().IgnoreError();  // best effort at close
+    for (auto* h : cf) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+  }
+}
+
+Result<VolumeState*> Journal::Impl::Volume(uint32_t id) {
+  auto it = volumes.find(id);
+  if (it == volumes.end()) return Status::NotFound("no volume with id " + std::to_string(id));
+  return &it->second;
+}
+
+Result<const VolumeState*> Journal::Impl::Volume(uint32_t id) const {
+  auto it = volumes.find(id);
+  if (it == volumes.end()) return Status::NotFound("no volume with id " + std::to_string(id));
+  return &it->second;
+}
+
+Status Journal::Impl::Writable() const {
+  if (read_only) {
+    return Status::NotSupported("journal " + dir + " is open read-only" +
+                                (read_only_reason.empty() ? "" : ": " + read_only_reason));
+  }
+  if (!failed.ok()) return failed;
+  return Status::Ok();
+}
+
+Status Journal::Impl::LoadState() {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf[kDefault]));
+  for (it->Seek("V"); it->Valid() && it->key().starts_with("V"); it->Next()) {
+    auto v = DecodeVolume(it->value().ToStringView());
+    if (!v) return v.error().Annotate("journal " + dir + " volume record");
+    VolumeState st;
+    st.rec = std::move(v.value());
+    volumes[st.rec.id] = std::move(st);
+  }
+  TM_RETURN_IF_ERROR(FromRocks(it->status(), "read volumes"));
+  for (auto& [id, vol] : volumes) {
+    std::unique_ptr<rocksdb::Iterator> r(db->NewIterator({}, cf[kRanges]));
+    std::string prefix = IdPrefix(id);
+    for (r->Seek(prefix); r->Valid() && r->key().starts_with(prefix); r->Next()) {
+      BOOST_OUTCOME_TRY(key, DecodeSeqKey(r->key().ToStringView()));
+      auto rec = DecodeRange(r->value().ToStringView());
+      if (!rec) {
+        return rec.error().Annotate("volume " + vol.rec.name + " range record at seq " +
+                                    std::to_string(key.seq));
+      }
+      vol.ranges.push_back({key.seq, rec.value()});
+    }
+    TM_RETURN_IF_ERROR(FromRocks(r->status(), "read ranges"));
+    SpaceState& sp = spaces[vol.rec.space];
+    auto last = Edge(vol, /*first=*/false);
+    if (last) {
+      sp.last_seq = sp.committed_seq = last.value().seq;
+      sp.last_time_ns = last.value().time_ns;
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const OpenOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  bool exists = fs::exists(fs::path(dir) / "CURRENT", ec);
+  if (!exists) {
+    if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+      return Status::InvalidArgument("journal " + dir + " is not a directory");
+    }
+    if (!o.create_if_missing || o.read_only) {
+      return Status::NotFound("no journal at " + dir);
+    }
+    fs::create_directories(dir, ec);
+    if (ec) return Status::FromErrno(ec.value(), "create journal directory " + dir);
+  }
+  // Check the floors with a read-only open first, so that a journal this
+  // build must not write is never opened for writing at all.
+  MetaRecord meta;
+  bool have_meta = false;
+  if (exists) {
+    BOOST_OUTCOME_TRY(probe, OpenDb(dir, o, /*read_only=*/true));
+    std::string value;
+    rocksdb::Status s = probe->db->Get({}, probe->cf[kDefault], MetaKey(), &value);
+    if (s.IsNotFound()) return Status::Corruption("journal " + dir + " has no metadata record");
+    TM_RETURN_IF_ERROR(FromRocks(s, "read metadata of " + dir));
+    auto m = DecodeMeta(value);
+    if (!m) return m.error().Annotate("journal " + dir + " metadata");
+    meta = m.value();
+    have_meta = true;
+    if (meta.read_floor > kFormatVersion) {
+      return Status::NotSupported("journal " + dir + " needs format version " +
+                                  std::to_string(meta.read_floor) +
+                                  " to read; this build reads up to version " +
+                                  std::to_string(kFormatVersion));
+    }
+  }
+  bool read_only = o.read_only;
+  std::string reason;
+  if (have_meta && meta.write_floor > kFormatVersion) {
+    read_only = true;
+    reason = "format write floor " + std::to_string(meta.write_floor) +
+             " is newer than this build's version " + std::to_string(kFormatVersion);
+  }
+  BOOST_OUTCOME_TRY(impl, OpenDb(dir, o, read_only));
+  impl->read_only_reason = reason;
+  if (!have_meta) {
+    meta.uuid = NewUuid();
+    meta.codec = o.codec;
+    meta.created_ns = NowNs();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    TM_RETURN_IF_ERROR(
+        FromRocks(impl->db->Put(wo, impl->cf[kDefault], MetaKey(), EncodeMeta(meta)),
+                  "write metadata of " + dir));
+  }
+  impl->meta = meta;
+  TM_RETURN_IF_ERROR(impl->LoadState());
+  auto journal = std::unique_ptr<Journal>(new Journal(std::move(impl)));
+  if (!journal->read_only()) {
+    // Finish what a crash interrupted: drop block versions of an import
+    // whose seq record was never written (they are above every point, so
+    // readers never saw them, but a later seq must not inherit them).
+    Journal::Impl& in = *journal->impl_;
+    std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator({}, in.cf[kDefault]));
+    std::vector<std::string> markers;
+    for (it->Seek(std::string(1, kImportMarkerPrefix));
+         it->Valid() && it->key().starts_with(std::string(1, kImportMarkerPrefix)); it->Next()) {
+      markers.push_back(it->key().ToString());
+    }
+    for (const std::string& marker : markers) {
+      TM_RETURN_IF_ERROR(in.AbandonImport(marker));
+    }
+  }
+  return journal;
+}
+
+Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Journal::~Journal() = default;
+
+const std::string& Journal::dir() const { return impl_->dir; }
+bool Journal::read_only() const { return impl_->read_only; }
+const MetaRecord& Journal::meta() const { return impl_->meta; }
+
+std::vector<VolumeInfo> Journal::Volumes() const {
+  std::vector<VolumeInfo> out;
+  for (const auto& [id, v] : impl_->volumes) out.push_back(v.Info());
+  return out;
+}
+
+Result<VolumeInfo> Journal::FindVolume(std::string_view name) const {
+  std::string names;
+  for (const auto& [id, v] : impl_->volumes) {
+    if (v.rec.name == name) return v.Info();
+    names += (names.empty() ? "" : ", ") + v.rec.name;
+  }
+  return Status::NotFound("no volume '" + std::string(name) + "' in journal " + impl_->dir +
+                          (names.empty() ? " (it has none)" : " (it has: " + names + ")"));
+}
+
+Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_bytes,
+                                         uint32_t block_bytes) {
+  TM_RETURN_IF_ERROR(impl_->Writable());
+  if (name.empty() || name.size() > 255) {
+    return Status::InvalidArgument("volume name must be 1 to 255 bytes");
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '/') {
+      return Status::InvalidArgument("volume name '" + std::string(name) +
+                                     "' has a control character or '/'");
+    }
+  }
+  if (FindVolume(name)) {
+    return Status::InvalidArgument("volume '" + std::string(name) + "' already exists");
+  }
+  if (block_bytes < 512 || block_bytes > (1u << 20) || (block_bytes & (block_bytes - 1))) {
+    return Status::InvalidArgument("block size " + std::to_string(block_bytes) +
+                                   " is not a power of two from 512 to 1048576");
+  }
+  if (size_bytes == 0 || size_bytes % kSectorBytes) {
+    return Status::InvalidArgument("volume size " + std::to_string(size_bytes) +
+                                   " is not a positive multiple of 512");
+  }
+  uint32_t id = impl_->volumes.empty() ? 1 : impl_->volumes.rbegin()->first + 1;
+  VolumeRecord rec{id, id, std::string(name), {Epoch{0, 0, size_bytes, block_bytes}}};
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TM_RETURN_IF_ERROR(impl_->Commit());
+  TM_RETURN_IF_ERROR(FromRocks(
+      impl_->db->Put(wo, impl_->cf[kDefault], VolumeKey(id), EncodeVolume(rec)),
+      "create volume " + std::string(name)));
+  VolumeState st;
+  st.rec = rec;
+  impl_->volumes[id] = st;
+  impl_->spaces[id];
+  return st.Info();
+}
+
+Status Journal::SetFloors(uint32_t read_floor, uint32_t write_floor) {
+  TM_RETURN_IF_ERROR(impl_->Writable());
+  MetaRecord m = impl_->meta;
+  m.read_floor = read_floor;
+  m.write_floor = write_floor;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TM_RETURN_IF_ERROR(FromRocks(impl_->db->Put(wo, impl_->cf[kDefault], MetaKey(), EncodeMeta(m)),
+                               "write metadata"));
+  impl_->meta = m;
+  return Status::Ok();
+}
+
+Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)>& out) const {
+  Status first_error;
+  auto note = [&](const Status& s, std::string_view cf_name, std::string_view key) {
+    out("corrupt " + std::string(cf_name) + " key=" + Hex(key) + ": " + s.ToString());
+    if (first_error.ok()) first_error = s;
+  };
+  const auto& m = impl_->meta;
+  out("meta version=" + std::to_string(m.format_version) + " read_floor=" +
+      std::to_string(m.read_floor) + " write_floor=" + std::to_string(m.write_floor) +
+      " uuid=" + UuidString(m.uuid) + " codec=" + std::string(CodecName(m.codec)) +
+      " checksum=crc32c created=" + FormatTime(m.created_ns));
+  for (const auto& [id, v] : impl_->volumes) {
+    if (volume != kNoVolume && id != volume) continue;
+    std::string line = "volume id=" + std::to_string(id) + " space=" +
+                       std::to_string(v.rec.space) + " name=" + v.rec.name;
+    for (const Epoch& e : v.rec.epochs) {
+      line += " epoch=" + std::to_string(e.epoch) + "@seq" + std::to_string(e.from_seq) +
+              ":size=" + std::to_string(e.size_bytes) + ",block=" + std::to_string(e.block_bytes);
+    }
+    out(line);
+  }
+  for (size_t cf = kBlocks; cf < kCfCount; ++cf) {
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator({}, impl_->cf[cf]));
+    std::string prefix = volume == kNoVolume ? "" : IdPrefix(volume);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string_view k = it->key().ToStringView();
+      std::string_view val = it->value().ToStringView();
+      auto dv = DecodeValue(val);
+      if (!dv) {
+        note(dv.error(), kColumnFamilies[cf], k);
+        continue;
+      }
+      std::string line = std::string(ValueKindName(dv.value().kind));
+      Status s;
+      switch (cf) {
+        case kBlocks: {
+          auto key = DecodeBlockKey(k);
+          if (!key) { s = key.error(); break; }
+          line += " volume=" + std::to_string(key.value().volume) + " block=" +
+                  std::to_string(key.value().block) + " seq=" + std::to_string(key.value().seq) +
+                  " codec=" + std::string(CodecName(dv.value().codec)) +
+                  " stored=" + std::to_string(dv.value().payload.size()) +
+                  " crc=" + Hex(val.substr(4, 4));
+          break;
+        }
+        case kSeqs: {
+          auto key = DecodeSeqKey(k);
+          auto rec = DecodeSeq(val);
+          if (!key || !rec) { s = !key ? key.error() : rec.error(); break; }
+          const SeqRecord& r = rec.value();
+          line += " space=" + std::to_string(key.value().id) + " seq=" +
+                  std::to_string(key.value().seq) + " time=" + FormatTime(r.time_ns) +
+                  " volume=" + std::to_string(r.volume) + " op=" +
+                  std::to_string(static_cast<int>(r.op)) + " flags=" +
+                  std::to_string(r.flags) + " extents=" + std::to_string(r.extents.size());
+          for (size_t i = 0; i < r.extents.size() && i < 8; ++i) {
+            line += " " + std::to_string(r.extents[i].offset_bytes) + "+" +
+                    std::to_string(r.extents[i].length_bytes);
+          }
+          if (r.extents.size() > 8) line += " ... crc=" + Hex(val.substr(4, 4));
+          break;
+        }
+        case kTimes: {
+          auto key = DecodeTimeKey(k);
+          if (!key) { s = key.error(); break; }
+          s = CheckTime(val);
+          line += " space=" + std::to_string(key.value().space) + " time=" +
+                  FormatTime(key.value().time_ns) + " seq=" + std::to_string(key.value().seq);
+          break;
+        }
+        case kRanges: {
+          auto key = DecodeSeqKey(k);
+          auto rec = DecodeRange(val);
+          if (!key || !rec) { s = !key ? key.error() : rec.error(); break; }
+          line += " volume=" + std::to_string(key.value().id) + " seq=" +
+                  std::to_string(key.value().seq) + " op=" +
+                  std::to_string(static_cast<int>(rec.value().op)) + " blocks=" +
+                  std::to_string(rec.value().first_block) + "+" +
+                  std::to_string(rec.value().block_count);
+          break;
+        }
+        case kBookmarks: {
+          auto rec = DecodeBookmark(val);
+          if (!rec || k.size() < 4) { s = !rec ? rec.error() : Status::Corruption("short key"); break; }
+          line += " space=" + Hex(k.substr(0, 4)) + " name=" + std::string(k.substr(4)) +
+                  " seq=" + std::to_string(rec.value().seq) +
+                  " created=" + FormatTime(rec.value().created_ns);
+          break;
+        }
+        case kFlushes: {
+          auto key = DecodeSeqKey(k);
+          auto rec = DecodeFlush(val);
+          if (!key || !rec) { s = !key ? key.error() : rec.error(); break; }
+          line += " space=" + std::to_string(key.value().id) + " seq=" +
+                  std::to_string(key.value().seq) + " flags=" +
+                  std::to_string(rec.value().flags) + " time=" + FormatTime(rec.value().time_ns);
+          break;
+        }
+        default: break;
+      }
+      if (!s.ok()) {
+        note(s, kColumnFamilies[cf], k);
+        continue;
+      }
+      out(line);
+    }
+    Status is = FromRocks(it->status(), "dump");
+    if (!is.ok() && first_error.ok()) first_error = is;
+  }
+  return first_error;
+}
+
+}  // namespace tidemark::journal

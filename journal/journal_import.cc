@@ -1,1 +1,123 @@
-// placeholder
+// Import of a whole image as one seq: seq 0 of a new volume, or the changed
+// blocks of a later copy.
+//
+// An import can be larger than a write batch should be, so its blocks are
+// written in several batches and the seq record, which makes the seq a
+// point, goes last. A marker written first ('I' be32 volume -> seq) lets a
+// later open remove the block versions of an import that a crash cut off.
+#include <rocksdb/options.h>
+
+#include <cstring>
+
+#include "coding.h"
+#include "journal_impl.h"
+
+namespace tidemark::journal {
+
+namespace {
+
+constexpr size_t kImportChunkBytes = 4 << 20;
+
+std::string MarkerKey(uint32_t volume) {
+  std::string k = "I";
+  coding::PutBE(&k, volume, 4);
+  return k;
+}
+
+}  // namespace
+
+Status Journal::Impl::AbandonImport(const std::string& marker_key) {
+  std::string v;
+  TM_RETURN_IF_ERROR(FromRocks(db->Get({}, cf[kDefault], marker_key, &v), "read import marker"));
+  if (marker_key.size() != 5 || v.size() != 8) return Status::Corruption("bad import marker");
+  uint32_t volume = static_cast<uint32_t>(coding::GetBE(marker_key.data() + 1, 4));
+  Seq seq = coding::GetBE(v.data(), 8);
+  rocksdb::WriteBatch wb;
+  std::string prefix = IdPrefix(volume);
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf[kBlocks]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto key = DecodeBlockKey(it->key().ToStringView());
+    if (key && key.value().seq == seq) {
+      TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kBlocks], it->key()), "batch delete"));
+    }
+  }
+  TM_RETURN_IF_ERROR(FromRocks(it->status(), "scan blocks"));
+  TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kDefault], marker_key), "batch delete"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db->Write(wo, &wb), "remove interrupted import");
+}
+
+Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns, Seq seq) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  TM_RETURN_IF_ERROR(in.Commit());
+  SpaceState& sp = in.spaces[vol->rec.space];
+  const bool first = sp.last_seq == kNoSeq;
+  if (seq == kNoSeq) seq = first ? 0 : sp.last_seq + 1;
+  if (!first && seq <= sp.last_seq) {
+    return Status::InvalidArgument("import seq " + std::to_string(seq) +
+                                   " is not after the last seq " + std::to_string(sp.last_seq));
+  }
+  if (time_ns < sp.last_time_ns) time_ns = sp.last_time_ns;  // time never goes backwards
+  const uint64_t size = vol->epoch().size_bytes;
+  const uint32_t bs = vol->epoch().block_bytes;
+  rocksdb::WriteOptions sync_wo;
+  sync_wo.sync = true;
+  std::string marker_value;
+  coding::PutBE(&marker_value, seq, 8);
+  TM_RETURN_IF_ERROR(FromRocks(
+      in.db->Put(sync_wo, in.cf[kDefault], MarkerKey(volume), marker_value), "write import marker"));
+
+  std::vector<Extent> changed;
+  std::string chunk(kImportChunkBytes, '\0');
+  std::string current(bs, '\0');
+  for (uint64_t off = 0; off < size; off += kImportChunkBytes) {
+    size_t len = static_cast<size_t>(std::min<uint64_t>(kImportChunkBytes, size - off));
+    TM_RETURN_IF_ERROR(read(off, chunk.data(), len));
+    for (size_t pos = 0; pos < len; pos += bs) {
+      uint64_t block = (off + pos) / bs;
+      std::string_view data(chunk.data() + pos, std::min<size_t>(bs, len - pos));
+      std::string padded;
+      if (data.size() < bs) {  // a volume size that is not a multiple of the block
+        padded.assign(data);
+        padded.resize(bs, '\0');
+        data = padded;
+      }
+      if (first) {
+        bool zero = std::all_of(data.begin(), data.end(), [](char c) { return c == 0; });
+        if (zero) continue;
+      } else {
+        TM_RETURN_IF_ERROR(in.ReadBlockAt(*vol, block, kNoSeq, current.data()));
+        if (std::memcmp(current.data(), data.data(), bs) == 0) continue;
+      }
+      TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data));
+      changed.push_back({block * bs, std::min<uint64_t>(bs, size - block * bs)});
+    }
+    // The blocks stay invisible (no seq record yet): commit to bound memory.
+    TM_RETURN_IF_ERROR(FromRocks(in.db->Write({}, &in.batch), "write import batch"));
+    in.batch.Clear();
+    in.pending_blocks.clear();
+    in.pending_bytes = 0;
+  }
+  CoalesceExtents(&changed);
+  if (!first && changed.empty()) {
+    TM_RETURN_IF_ERROR(
+        FromRocks(in.db->Delete(sync_wo, in.cf[kDefault], MarkerKey(volume)), "remove marker"));
+    return kNoSeq;
+  }
+  rocksdb::WriteBatch wb;
+  SeqRecord rec{time_ns, volume, OpKind::kImport, 0, changed};
+  TM_RETURN_IF_ERROR(FromRocks(wb.Put(in.cf[kSeqs], SeqKey(vol->rec.space, seq), EncodeSeq(rec)),
+                               "batch put"));
+  TM_RETURN_IF_ERROR(FromRocks(
+      wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()), "batch put"));
+  TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+  TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
+  sp.last_seq = sp.committed_seq = seq;
+  sp.last_time_ns = time_ns;
+  return seq;
+}
+
+}  // namespace tidemark::journal

@@ -1,1 +1,270 @@
-// placeholder
+// The writer: Apply() turns each write of the ordered stream into block
+// versions, range records and a seq record, group-committed in one batch.
+#include <rocksdb/options.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "journal_impl.h"
+
+namespace tidemark::journal {
+
+namespace {
+
+// Zero ranges up to this many whole blocks are written as zero-block
+// versions; longer ones as one range record (mkfs discards whole devices).
+constexpr uint64_t kMaxZeroBlocksInline = 16;
+constexpr size_t kMaxPendingBytes = 64 << 20;
+
+bool AllZero(std::string_view d) {
+  const char* p = d.data();
+  size_t n = d.size();
+  uint64_t acc = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    acc |= w;
+    if (acc) return false;
+  }
+  for (; i < n; ++i) acc |= static_cast<uint8_t>(p[i]);
+  return acc == 0;
+}
+
+}  // namespace
+
+bool Journal::Impl::SeqExists(uint32_t space, Seq seq) const {
+  if (pending_seqs.count({space, seq})) return true;
+  std::string v;
+  return db->Get({}, cf[kSeqs], SeqKey(space, seq), &v).ok();
+}
+
+Status Journal::Impl::PutBlock(const VolumeState& vol, uint64_t block, Seq seq,
+                               std::string_view data) {
+  std::string value;
+  if (AllZero(data)) {
+    value = EncodeValue(ValueKind::kZeroBlock, Codec::kNone, {});
+  } else {
+    std::string packed;
+    if (Compress(meta.codec, data, &packed)) {
+      value = EncodeValue(ValueKind::kBlock, meta.codec, packed);
+    } else {
+      value = EncodeValue(ValueKind::kBlock, Codec::kNone, data);
+    }
+  }
+  pending_bytes += value.size();
+  pending_blocks[BlockId{vol.rec.id, block}].assign(data);
+  return FromRocks(batch.Put(cf[kBlocks], BlockKey(vol.rec.id, block, seq), value),
+                   "batch put");
+}
+
+Status Journal::Impl::CurrentBlock(const VolumeState& vol, uint64_t block, std::string* out) {
+  auto it = pending_blocks.find(BlockId{vol.rec.id, block});
+  if (it != pending_blocks.end()) {
+    *out = it->second;
+    return Status::Ok();
+  }
+  out->resize(vol.epoch().block_bytes);
+  return ReadBlockAt(vol, block, kNoSeq, out->data());
+}
+
+Status Journal::Impl::Commit() {
+  if (batch.Count() == 0) return Status::Ok();
+  TM_RETURN_IF_ERROR(failed);
+  rocksdb::WriteOptions wo;
+  Status s = FromRocks(db->Write(wo, &batch), "write batch to journal " + dir);
+  if (!s.ok()) {
+    failed = s;
+    return s;
+  }
+  for (auto& [space, st] : spaces) st.committed_seq = st.last_seq;
+  for (auto& [volume, range] : pending_ranges) volumes[volume].ranges.push_back(range);
+  pending_ranges.clear();
+  batch.Clear();
+  pending_blocks.clear();
+  pending_seqs.clear();
+  pending_writes = 0;
+  pending_bytes = 0;
+  return Status::Ok();
+}
+
+Status Journal::Apply(uint32_t volume, const WriteOp& op) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  SpaceState& sp = in.spaces[vol->rec.space];
+  const std::string& name = vol->rec.name;
+  if (sp.last_seq != kNoSeq && op.seq <= sp.last_seq) {
+    if (in.SeqExists(vol->rec.space, op.seq)) return Status::Ok();  // a resend
+    return Status::InvalidArgument("volume " + name + ": seq " + std::to_string(op.seq) +
+                                   " is not after the last seq " + std::to_string(sp.last_seq));
+  }
+  if (op.seq == kNoSeq) return Status::InvalidArgument("seq out of range");
+  const uint64_t size = vol->epoch().size_bytes;
+  const uint64_t bs = vol->epoch().block_bytes;
+  if (op.length_bytes == 0 || op.offset_bytes % kSectorBytes || op.length_bytes % kSectorBytes ||
+      op.offset_bytes > size || op.length_bytes > size - op.offset_bytes) {
+    return Status::InvalidArgument(
+        "volume " + name + ": extent " + std::to_string(op.offset_bytes) + "+" +
+        std::to_string(op.length_bytes) + " is empty, not 512-aligned or past the end (" +
+        std::to_string(size) + " bytes)");
+  }
+  if (op.op == OpKind::kWrite ? op.data.size() != op.length_bytes : !op.data.empty()) {
+    return Status::InvalidArgument("volume " + name + ": seq " + std::to_string(op.seq) +
+                                   " carries " + std::to_string(op.data.size()) +
+                                   " data bytes for a length of " +
+                                   std::to_string(op.length_bytes));
+  }
+  if (op.op != OpKind::kWrite && op.op != OpKind::kTrim && op.op != OpKind::kWriteZeroes) {
+    return Status::InvalidArgument("volume " + name + ": op must be write, trim or zeroes");
+  }
+  if (op.time_ns < sp.last_time_ns) {
+    return Status::InvalidArgument("volume " + name + ": time of seq " + std::to_string(op.seq) +
+                                   " goes backwards");
+  }
+
+  // A failure past this point leaves part of the seq in the batch: the
+  // batch is never committed and the journal refuses writes until reopened.
+  Status s = [&]() -> Status {
+    const uint64_t end = op.offset_bytes + op.length_bytes;
+    const uint64_t first_block = op.offset_bytes / bs;
+    const uint64_t last_block = (end - 1) / bs;
+    std::string scratch;
+    if (op.op == OpKind::kWrite) {
+      for (uint64_t b = first_block; b <= last_block; ++b) {
+        uint64_t b_start = b * bs;
+        uint64_t lo = std::max(b_start, op.offset_bytes);
+        uint64_t hi = std::min(b_start + bs, end);
+        std::string_view src = op.data.substr(lo - op.offset_bytes, hi - lo);
+        if (hi - lo == bs) {
+          TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, src));
+          continue;
+        }
+        // Sub-block write: read-modify-write against the newest version.
+        TM_RETURN_IF_ERROR(in.CurrentBlock(*vol, b, &scratch));
+        std::memcpy(scratch.data() + (lo - b_start), src.data(), src.size());
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch));
+      }
+    } else {
+      // Whole blocks inside the range, and partial edge blocks.
+      uint64_t full_lo = (op.offset_bytes + bs - 1) / bs;
+      uint64_t full_hi = end / bs;  // exclusive
+      bool as_range = full_hi > full_lo && full_hi - full_lo > kMaxZeroBlocksInline;
+      if (as_range) TM_RETURN_IF_ERROR(in.Commit());  // ranges are read from memory after commit
+      for (uint64_t b = first_block; b <= last_block; ++b) {
+        bool whole = b >= full_lo && b < full_hi;
+        if (whole && as_range) continue;
+        uint64_t b_start = b * bs;
+        if (whole) {
+          scratch.assign(bs, '\0');
+        } else {
+          TM_RETURN_IF_ERROR(in.CurrentBlock(*vol, b, &scratch));
+          uint64_t lo = std::max(b_start, op.offset_bytes);
+          uint64_t hi = std::min(b_start + bs, end);
+          std::memset(scratch.data() + (lo - b_start), 0, hi - lo);
+        }
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch));
+      }
+      if (as_range) {
+        RangeRecord rr{op.op, full_lo, full_hi - full_lo};
+        TM_RETURN_IF_ERROR(FromRocks(
+            in.batch.Put(in.cf[kRanges], RangeKey(volume, op.seq), EncodeRange(rr)), "batch put"));
+        in.pending_ranges.push_back({volume, RangeEntry{op.seq, rr}});
+      }
+    }
+    SeqRecord rec{op.time_ns, volume, op.op, op.flags, {Extent{op.offset_bytes, op.length_bytes}}};
+    TM_RETURN_IF_ERROR(FromRocks(
+        in.batch.Put(in.cf[kSeqs], SeqKey(vol->rec.space, op.seq), EncodeSeq(rec)), "batch put"));
+    TM_RETURN_IF_ERROR(FromRocks(
+        in.batch.Put(in.cf[kTimes], TimeKey(vol->rec.space, op.time_ns, op.seq), EncodeTime()),
+        "batch put"));
+    if (op.flags & kSeqFua) {
+      TM_RETURN_IF_ERROR(FromRocks(in.batch.Put(in.cf[kFlushes], FlushKey(vol->rec.space, op.seq),
+                                                EncodeFlush({op.time_ns, kSeqFua})),
+                                   "batch put"));
+    }
+    return Status::Ok();
+  }();
+  if (!s.ok()) {
+    in.failed = s;
+    return s;
+  }
+  sp.last_seq = op.seq;
+  sp.last_time_ns = op.time_ns;
+  in.pending_seqs.insert({vol->rec.space, op.seq});
+  ++in.pending_writes;
+  // A range must be in memory before any later write reads under it.
+  if (!in.pending_ranges.empty() || in.pending_writes >= in.options.group_commit_writes ||
+      in.pending_bytes >= kMaxPendingBytes) {
+    return in.Commit();
+  }
+  return Status::Ok();
+}
+
+Status Journal::MarkFlush(uint32_t volume, Seq seq, TimeNs time_ns, uint8_t flags) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  const SpaceState& sp = in.spaces[vol->rec.space];
+  if (sp.last_seq == kNoSeq || seq > sp.last_seq) {
+    return Status::InvalidArgument("volume " + vol->rec.name + ": flush of seq " +
+                                   std::to_string(seq) + " which was not written");
+  }
+  return FromRocks(in.batch.Put(in.cf[kFlushes], FlushKey(vol->rec.space, seq),
+                                EncodeFlush({time_ns, flags})),
+                   "batch put");
+}
+
+Status Journal::Commit() { return impl_->Commit(); }
+
+Result<Seq> Journal::Sync(uint32_t volume) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  TM_RETURN_IF_ERROR(in.Commit());
+  Status s = FromRocks(in.db->SyncWAL(), "sync journal WAL");
+  if (!s.ok()) {
+    in.failed = s;
+    return s;
+  }
+  return in.spaces[vol->rec.space].committed_seq;
+}
+
+Result<Seq> Journal::LastSeq(uint32_t volume) const {
+  BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
+  auto it = impl_->spaces.find(vol->rec.space);
+  return it == impl_->spaces.end() ? kNoSeq : it->second.last_seq;
+}
+
+Result<Bookmark> Journal::AddBookmark(uint32_t volume, std::string_view name, TimeNs now_ns) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  if (name.empty() || name.size() > 200) {
+    return Status::InvalidArgument("bookmark name must be 1 to 200 bytes");
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      return Status::InvalidArgument("bookmark name has a control character");
+    }
+  }
+  TM_RETURN_IF_ERROR(in.Commit());
+  std::string key = BookmarkKey(vol->rec.space, name);
+  std::string existing;
+  if (in.db->Get({}, in.cf[kBookmarks], key, &existing).ok()) {
+    return Status::InvalidArgument("bookmark '" + std::string(name) + "' already exists on volume " +
+                                   vol->rec.name);
+  }
+  Seq seq = in.spaces[vol->rec.space].committed_seq;
+  if (seq == kNoSeq) {
+    return Status::NotFound("volume " + vol->rec.name + " has no point to bookmark yet");
+  }
+  BOOST_OUTCOME_TRY(point, in.PointAt(*vol, seq));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TM_RETURN_IF_ERROR(FromRocks(
+      in.db->Put(wo, in.cf[kBookmarks], key, EncodeBookmark({seq, now_ns})), "write bookmark"));
+  return Bookmark{std::string(name), point, now_ns};
+}
+
+}  // namespace tidemark::journal

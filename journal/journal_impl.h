@@ -1,0 +1,108 @@
+// Private: the state behind tidemark::journal::Journal, shared by
+// journal.cc (open, volumes, maintenance), journal_write.cc (Apply, Commit),
+// journal_read.cc (points and block reads) and journal_import.cc.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "tidemark/journal/journal.h"
+
+namespace tidemark::journal {
+
+enum Cf : size_t { kDefault = 0, kBlocks, kSeqs, kTimes, kRanges, kBookmarks, kFlushes, kCfCount };
+
+// Translates a RocksDB status once, at the module's edge.
+Status FromRocks(const rocksdb::Status& s, std::string_view what);
+
+// Key of a pending block version in the in-memory RMW map.
+struct BlockId {
+  uint32_t volume;
+  uint64_t block;
+  friend bool operator==(const BlockId&, const BlockId&) = default;
+};
+struct BlockIdHash {
+  size_t operator()(const BlockId& b) const {
+    return std::hash<uint64_t>()(b.block * 0x9E3779B97F4A7C15ull + b.volume);
+  }
+};
+
+struct RangeEntry {
+  Seq seq;
+  RangeRecord rec;
+  bool Covers(uint64_t block) const {
+    return block >= rec.first_block && block - rec.first_block < rec.block_count;
+  }
+};
+
+struct VolumeState {
+  VolumeRecord rec;
+  std::vector<RangeEntry> ranges;  // committed, ordered by seq
+  VolumeInfo Info() const;
+  const Epoch& epoch() const { return rec.epochs.back(); }
+};
+
+struct SpaceState {
+  Seq last_seq = kNoSeq;       // newest applied (pending included)
+  Seq committed_seq = kNoSeq;  // newest written to RocksDB
+  TimeNs last_time_ns = 0;
+};
+
+class Journal::Impl {
+ public:
+  std::string dir;
+  OpenOptions options;
+  bool read_only = false;
+  std::string read_only_reason;
+  MetaRecord meta;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> cf;  // indexed by Cf
+  std::map<uint32_t, VolumeState> volumes;
+  std::map<uint32_t, SpaceState> spaces;
+
+  // The pending group-commit batch and what Apply() needs to see of it.
+  rocksdb::WriteBatch batch;
+  size_t pending_writes = 0;
+  size_t pending_bytes = 0;
+  std::unordered_map<BlockId, std::string, BlockIdHash> pending_blocks;
+  std::set<std::pair<uint32_t, Seq>> pending_seqs;
+  std::vector<std::pair<uint32_t, RangeEntry>> pending_ranges;
+  // Set when a RocksDB write failed: the in-memory state is ahead of the
+  // disk, so every later write is refused until the journal is reopened.
+  Status failed;
+
+  ~Impl();
+  Result<VolumeState*> Volume(uint32_t id);
+  Result<const VolumeState*> Volume(uint32_t id) const;
+  Status Writable() const;
+  Status LoadState();
+
+  // Writer internals (journal_write.cc).
+  Status Commit();
+  Status PutBlock(const VolumeState& vol, uint64_t block, Seq seq, std::string_view data);
+  // The newest content of a block, pending writes included.
+  Status CurrentBlock(const VolumeState& vol, uint64_t block, std::string* out);
+  bool SeqExists(uint32_t space, Seq seq) const;
+  // Removes what an interrupted import left (journal_import.cc).
+  Status AbandonImport(const std::string& marker_key);
+
+  // Reader internals (journal_read.cc).
+  // Reads block at seq; *found_seq is the version's seq or kNoSeq.
+  Status ReadBlockAt(const VolumeState& vol, uint64_t block, Seq seq, char* out) const;
+  Status DecodeBlockValue(const VolumeState& vol, uint64_t block, Seq version,
+                          std::string_view stored, char* out, bool* zero) const;
+  bool ZeroedByRange(const VolumeState& vol, uint64_t block, Seq version, Seq at) const;
+  Result<SeqRecord> GetSeq(uint32_t space, Seq seq) const;
+  Result<Point> PointAt(const VolumeState& vol, Seq seq) const;
+  Result<Point> Edge(const VolumeState& vol, bool first) const;
+};
+
+}  // namespace tidemark::journal
