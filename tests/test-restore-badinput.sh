@@ -82,6 +82,10 @@ now=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
 T restore --journal "$j" vm1 --at "$now" --output "$tmp/p.img" >/dev/null
 same "$tmp/p.img" "$tmp/v2.img" "restore --at now (after the newest write: latest)"
 rm -f "$tmp/p.img"
+sleep 2  # now - 1s is after the newest write
+T restore --journal "$j" vm1 --at -1s --output "$tmp/p.img" >/dev/null
+same "$tmp/p.img" "$tmp/v2.img" "restore --at -1s (relative, after the newest write: latest)"
+rm -f "$tmp/p.img"
 
 echo "== bad input: one line on stderr, non-zero exit"
 bad() { # what CMD...
@@ -130,7 +134,7 @@ for args in "restore --journal $j nosuch --latest --output $o" \
             "restore --journal $j vm1 --bookmark nosuch --output $o" \
             "bookmark --journal $j vm1 b0"; do
     # shellcheck disable=SC2086
-    bad "--json $args" T $args --json >/dev/null
+    bad "--json $args" T $args --json
     python3 -c '
 import json, sys
 e = json.load(open(sys.argv[1]))["error"]

@@ -24,11 +24,14 @@ fi
 w=$(realpath -m "${DEMO_DIR:-demo-work}")
 rm -rf "$w"
 mkdir -p "$w"
-j=$w/journal
+cd "$w"
+j=journal
 
 if [ -t 1 ]; then b=$'\e[1m' g=$'\e[32m' r=$'\e[31m' n=$'\e[0m'; else b= g= r= n=; fi
 step() { printf '\n%s== %s%s\n' "$b" "$*" "$n"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+tidemark() { printf '$ tidemark %s\n' "$*"; "$tm" "$@"; }
+trap 'rc=$?; [ $rc -eq 0 ] || printf "\n%sdemo FAILED%s (exit %d; work dir kept: %s)\n" "$r" "$n" $rc "$w"' EXIT
 check() { # what CMD...: runs a check quietly, prints ok or FAILED
     local what=$1
     shift
@@ -59,71 +62,68 @@ failed=0
 SECONDS=0
 
 step "1. A small ext4 disk image with a few files (mkfs.ext4 -d, no root)"
-mkdir -p "$w/files/etc"
-printf 'Hello from tidemark.\nThis is version 1 of this file.\n' >"$w/files/hello.txt"
-printf 'Q3 numbers: 17, 42, 99\n' >"$w/files/report.txt"
-printf 'listen = 0.0.0.0:8080\nworkers = 4\n' >"$w/files/etc/app.conf"
-truncate -s 32M "$w/disk.img"
-run mkfs.ext4 -q -F -L demo -d "$w/files" "$w/disk.img"
-show "$w/disk.img" "ls -l /"
+mkdir -p "files/etc"
+printf 'Hello from tidemark.\nThis is version 1 of this file.\n' >"files/hello.txt"
+printf 'Q3 numbers: 17, 42, 99\n' >"files/report.txt"
+printf 'listen = 0.0.0.0:8080\nworkers = 4\n' >"files/etc/app.conf"
+truncate -s 32M "disk.img"
+run mkfs.ext4 -q -F -L demo -d "files" "disk.img"
+show "disk.img" "ls -l /"
 
 step "2. Protect it: import the image into a journal (its content becomes seq 0)"
-run "$tm" journal import --journal "$j" --name disk "$w/disk.img"
-run "$tm" bookmark --journal "$j" disk before
+tidemark journal import --journal "$j" --name disk "disk.img"
+tidemark bookmark --journal "$j" disk before
 
 step "3. Change the disk: edit hello.txt, delete report.txt, add new.txt (debugfs -w)"
-cp --sparse=always "$w/disk.img" "$w/disk-changed.img"
-printf 'Hello from tidemark.\nThis is version 2: edited after the bookmark.\n' >"$w/hello-v2.txt"
-printf 'Written after the bookmark.\n' >"$w/new.txt"
-cat >"$w/changes.debugfs" <<EOF
+cp --sparse=always "disk.img" "disk-changed.img"
+printf 'Hello from tidemark.\nThis is version 2: edited after the bookmark.\n' >"hello-v2.txt"
+printf 'Written after the bookmark.\n' >"new.txt"
+cat >"changes.debugfs" <<EOF
 rm /hello.txt
-write $w/hello-v2.txt hello.txt
+write hello-v2.txt hello.txt
 rm /report.txt
-write $w/new.txt new.txt
+write new.txt new.txt
 EOF
-cat "$w/changes.debugfs"
-debugfs -w -f "$w/changes.debugfs" "$w/disk-changed.img" >/dev/null 2>&1
+cat "changes.debugfs"
+debugfs -w -f "changes.debugfs" "disk-changed.img" >/dev/null 2>&1
 
 step "4. Record the change: import the changed image (changed blocks = one new seq)"
-run "$tm" journal import --journal "$j" --name disk "$w/disk-changed.img"
-run "$tm" bookmark --journal "$j" disk after
+tidemark journal import --journal "$j" --name disk "disk-changed.img"
+tidemark bookmark --journal "$j" disk after
 
 step "5. Points in time"
-run "$tm" points --journal "$j" disk
+tidemark points --journal "$j" disk
 
 step "6. Restore both bookmarks"
-run "$tm" restore --journal "$j" disk --bookmark before --output "$w/restored-before.img"
-run "$tm" restore --journal "$j" disk --bookmark after --output "$w/restored-after.img"
+tidemark restore --journal "$j" disk --bookmark before --output "restored-before.img"
+tidemark restore --journal "$j" disk --bookmark after --output "restored-after.img"
 
 step "7. What changed: the root directory, before and after"
 echo "-- before:"
-show "$w/restored-before.img" "ls -l /"
+show "restored-before.img" "ls -l /"
 echo "-- after:"
-show "$w/restored-after.img" "ls -l /"
+show "restored-after.img" "ls -l /"
 echo "-- hello.txt before:"
-show "$w/restored-before.img" "cat /hello.txt"
+show "restored-before.img" "cat /hello.txt"
 echo "-- hello.txt after:"
-show "$w/restored-after.img" "cat /hello.txt"
+show "restored-after.img" "cat /hello.txt"
 
 step "8. Checks"
-check "e2fsck -fn: restored 'before' is a clean filesystem" e2fsck -fn "$w/restored-before.img"
-check "e2fsck -fn: restored 'after' is a clean filesystem" e2fsck -fn "$w/restored-after.img"
+check "e2fsck -fn: restored 'before' is a clean filesystem" e2fsck -fn "restored-before.img"
+check "e2fsck -fn: restored 'after' is a clean filesystem" e2fsck -fn "restored-after.img"
 check "cmp: 'before' equals the original image byte for byte" \
-    cmp "$w/restored-before.img" "$w/disk.img"
+    cmp "restored-before.img" "disk.img"
 check "cmp: 'after' equals the changed image byte for byte" \
-    cmp "$w/restored-after.img" "$w/disk-changed.img"
+    cmp "restored-after.img" "disk-changed.img"
 check "'before' has report.txt, and no new.txt" \
-    has_files "$w/restored-before.img" report.txt '!new.txt'
+    has_files "restored-before.img" report.txt '!new.txt'
 check "'after' has new.txt, and no report.txt" \
-    has_files "$w/restored-after.img" new.txt '!report.txt'
+    has_files "restored-after.img" new.txt '!report.txt'
 check "hello.txt is version 1 before, version 2 after" bash -c '
     [ "$(debugfs -R "cat /hello.txt" "$1" 2>/dev/null)" = "$(cat "$3")" ] &&
     [ "$(debugfs -R "cat /hello.txt" "$2" 2>/dev/null)" = "$(cat "$4")" ]' _ \
-    "$w/restored-before.img" "$w/restored-after.img" "$w/files/hello.txt" "$w/hello-v2.txt"
+    "restored-before.img" "restored-after.img" "files/hello.txt" "hello-v2.txt"
 
 elapsed=$SECONDS
-if [ "$failed" -ne 0 ]; then
-    printf '\n%sdemo FAILED%s (work dir kept: %s)\n' "$r" "$n" "$w"
-    exit 1
-fi
+[ "$failed" -eq 0 ] || exit 1
 printf '\n%sdemo OK%s in %ss. Journal and images are in %s\n' "$g" "$n" "$elapsed" "$w"
