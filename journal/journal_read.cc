@@ -293,14 +293,14 @@ Status Journal::ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const {
 Result<std::vector<Extent>> Journal::ChangedExtents(uint32_t volume, Seq after, Seq upto) const {
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   std::vector<Extent> out;
-  if (upto <= after) return out;
+  if (after != kNoSeq && upto <= after) return out;
   const uint32_t space = vol->rec.space;
   std::string upper = upto == kNoSeq ? PrefixEnd(space) : SeqKey(space, upto + 1);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[kSeqs]));
-  for (it->Seek(SeqKey(space, after + 1)); it->Valid(); it->Next()) {
+  for (it->Seek(SeqKey(space, after == kNoSeq ? 0 : after + 1)); it->Valid(); it->Next()) {
     auto rec = DecodeSeq(it->value().ToStringView());
     if (!rec) return rec.error().Annotate("volume " + vol->rec.name + " seq record");
     if (rec.value().volume != volume) continue;

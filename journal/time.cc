@@ -1,6 +1,7 @@
 #include "tidemark/journal/time.h"
 
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -67,6 +68,7 @@ Result<TimeNs> ParseRelative(std::string_view text, TimeNs now_ns) {
     case 'w': unit_s = 7 * 86400; break;
     default: return Status::InvalidArgument("");
   }
+  if (n > INT64_MAX / (unit_s * 1'000'000'000)) return Status::InvalidArgument("");  // overflow
   return now_ns - n * unit_s * 1'000'000'000;
 }
 
@@ -127,6 +129,11 @@ Result<TimeNs> ParseTime(std::string_view text, TimeNs now_ns) {
   parts.tm_min = min;
   parts.tm_sec = sec;
   int64_t epoch_s = static_cast<int64_t>(timegm(&parts)) - offset_s;
+  // Nanoseconds since 1970 fit in int64 until 2262: later times saturate
+  // (they are "in the future" to every caller), earlier than 1678 likewise.
+  constexpr int64_t kMaxS = INT64_MAX / 1'000'000'000 - 1;
+  if (epoch_s > kMaxS) return INT64_MAX;
+  if (epoch_s < -kMaxS) return INT64_MIN + 1;
   return epoch_s * 1'000'000'000 + frac_ns;
 }
 

@@ -164,7 +164,8 @@ class Journal {
   // Calls fn, in block order, for every block that is not all zeros at seq.
   Status ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const;
   // Byte extents written, trimmed or zeroed by seqs in (after, upto] of the
-  // volume, merged. Reads the seq records of that interval only.
+  // volume, merged; after == kNoSeq includes seq 0. Reads the seq records of
+  // that interval only.
   Result<std::vector<Extent>> ChangedExtents(uint32_t volume, Seq after, Seq upto) const;
 
   // ---- maintenance ----

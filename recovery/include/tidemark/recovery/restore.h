@@ -1,0 +1,55 @@
+// Restore: materialise one point of a volume as a disk image.
+//
+// The raw image is written sparse: only blocks that are not all zeros at the
+// point are written (through capture's io_uring ParallelWriter, many blocks in
+// flight), the rest are holes. It is written to a temporary file beside the
+// output and renamed into place when complete, so a failed restore leaves no
+// partial image and an existing output is replaced only by a whole one.
+// qcow2, vmdk and vhdx come from `qemu-img convert` of that raw image.
+//
+// Thread-safety: Restore() uses the journal from the calling thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "tidemark/journal/journal.h"
+#include "tidemark/journal/status.h"
+
+namespace tidemark::recovery {
+
+enum class ImageFormat { kRaw, kQcow2, kVmdk, kVhdx };
+std::string_view ImageFormatName(ImageFormat f);
+// "raw", "qcow2", "vmdk", "vhdx"; kInvalidArgument otherwise.
+Result<ImageFormat> ParseImageFormat(std::string_view name);
+
+struct RestoreOptions {
+  std::string output_path;
+  ImageFormat format = ImageFormat::kRaw;
+  // Replace an existing output. Without it an existing output is
+  // kInvalidArgument (a sparse write over old data would leave stale bytes).
+  bool force = false;
+  unsigned queue_depth = 32;
+  // Called now and then with bytes of the volume scanned so far and the total.
+  std::function<void(uint64_t done_bytes, uint64_t total_bytes)> progress;
+};
+
+struct RestoreStats {
+  uint64_t volume_bytes = 0;  // size of the image
+  uint64_t data_bytes = 0;    // bytes written (blocks not all zeros)
+  uint64_t blocks = 0;        // blocks written
+  double seconds = 0;
+  bool io_uring = false;      // false: the synchronous fallback was used
+};
+
+// Writes volume `volume` of `journal` as it was at `seq` to options.output_path.
+// Errors: kInvalidArgument (existing output without force, output is a
+// directory), kIOError / kNoSpace (writing), kCorruption (a damaged block:
+// nothing is left at the output), kNotFound (qemu-img missing for a
+// non-raw format).
+Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, Seq seq,
+                             const RestoreOptions& options);
+
+}  // namespace tidemark::recovery

@@ -1,0 +1,195 @@
+#include "tidemark/recovery/restore.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "tidemark/capture/uring.h"
+
+namespace tidemark::recovery {
+
+namespace fs = std::filesystem;
+
+std::string_view ImageFormatName(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::kRaw: return "raw";
+    case ImageFormat::kQcow2: return "qcow2";
+    case ImageFormat::kVmdk: return "vmdk";
+    case ImageFormat::kVhdx: return "vhdx";
+  }
+  return "raw";
+}
+
+Result<ImageFormat> ParseImageFormat(std::string_view name) {
+  for (ImageFormat f : {ImageFormat::kRaw, ImageFormat::kQcow2, ImageFormat::kVmdk,
+                        ImageFormat::kVhdx}) {
+    if (ImageFormatName(f) == name) return f;
+  }
+  return Status::InvalidArgument("unknown image format '" + std::string(name) +
+                                 "' (raw, qcow2, vmdk, vhdx)");
+}
+
+namespace {
+
+// Closes the fd and removes the temporary file unless released.
+class TempFile {
+ public:
+  TempFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  Status Close() {
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return Status::FromErrno(errno, "close " + path_);
+    return Status::Ok();
+  }
+  void Release() { path_.clear(); }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+Result<std::unique_ptr<TempFile>> CreateTemp(const std::string& output, std::string_view tag) {
+  std::string path = output + ".tidemark-" + std::string(tag) + "-" + std::to_string(getpid());
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, "cannot create " + output);
+  return std::make_unique<TempFile>(path, fd);
+}
+
+// Runs qemu-img convert; its stderr's first line becomes the error message.
+Status QemuImgConvert(const std::string& raw, const std::string& out, ImageFormat fmt) {
+  std::string err_path = out + ".tidemark-qemu-err-" + std::to_string(getpid());
+  pid_t pid = fork();
+  if (pid < 0) return Status::FromErrno(errno, "fork");
+  if (pid == 0) {
+    int fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      dup2(fd, 1);
+    }
+    std::string f(ImageFormatName(fmt));
+    execlp("qemu-img", "qemu-img", "convert", "-q", "-f", "raw", "-O", f.c_str(), raw.c_str(),
+           out.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  std::string msg;
+  if (FILE* f = fopen(err_path.c_str(), "r")) {
+    char line[512];
+    if (fgets(line, sizeof line, f)) msg = line;
+    fclose(f);
+  }
+  ::unlink(err_path.c_str());
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+  if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 127) {
+    return Status::NotFound("qemu-img is needed for --format " +
+                            std::string(ImageFormatName(fmt)) +
+                            " (Debian package qemu-utils)");
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    return Status::IOError("qemu-img convert to " + std::string(ImageFormatName(fmt)) +
+                           " failed: " + (msg.empty() ? "no message" : msg));
+  }
+  return Status::Ok();
+}
+
+Status WriteRaw(const journal::Journal& journal, const journal::VolumeInfo& vol, Seq seq,
+                const RestoreOptions& o, int fd, RestoreStats* stats) {
+  if (::ftruncate(fd, static_cast<off_t>(vol.size_bytes)) != 0) {
+    return Status::FromErrno(errno, "size " + o.output_path);
+  }
+  BOOST_OUTCOME_TRY(writer, capture::ParallelWriter::Create(fd, o.queue_depth));
+  stats->io_uring = writer->uses_io_uring();
+  const uint64_t total = vol.size_bytes;
+  uint64_t next_report = 0;
+  Status s = journal.ScanBlocks(vol.id, seq, [&](uint64_t block, std::string_view data) {
+    uint64_t off = block * vol.block_bytes;
+    // The last block of a volume that is not a multiple of the block size.
+    if (off + data.size() > total) data = data.substr(0, total - off);
+    stats->data_bytes += data.size();
+    ++stats->blocks;
+    if (o.progress && off >= next_report) {
+      o.progress(off, total);
+      next_report = off + total / 100 + 1;
+    }
+    return writer->Write(off, data);
+  });
+  Status f = writer->Finish();
+  TM_RETURN_IF_ERROR(s);
+  TM_RETURN_IF_ERROR(f);
+  if (o.progress) o.progress(total, total);
+  if (::fdatasync(fd) != 0) return Status::FromErrno(errno, "sync " + o.output_path);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, Seq seq,
+                             const RestoreOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  journal::VolumeInfo vol;
+  bool found = false;
+  for (const auto& v : journal.Volumes()) {
+    if (v.id == volume) {
+      vol = v;
+      found = true;
+    }
+  }
+  if (!found) return Status::NotFound("no volume with id " + std::to_string(volume));
+  std::error_code ec;
+  fs::file_status st = fs::status(o.output_path, ec);
+  if (fs::exists(st)) {
+    if (fs::is_directory(st)) {
+      return Status::InvalidArgument("output " + o.output_path + " is a directory");
+    }
+    if (!fs::is_regular_file(st)) {
+      return Status::NotSupported("output " + o.output_path +
+                                  " is not a regular file (restoring onto devices is not "
+                                  "supported yet)");
+    }
+    if (!o.force) {
+      return Status::InvalidArgument("output " + o.output_path +
+                                     " exists; pass --force to replace it");
+    }
+  }
+  RestoreStats stats;
+  stats.volume_bytes = vol.size_bytes;
+  BOOST_OUTCOME_TRY(raw, CreateTemp(o.output_path, "raw"));
+  TM_RETURN_IF_ERROR(WriteRaw(journal, vol, seq, o, raw->fd(), &stats));
+  TM_RETURN_IF_ERROR(raw->Close());
+  if (o.format == ImageFormat::kRaw) {
+    if (::rename(raw->path().c_str(), o.output_path.c_str()) != 0) {
+      return Status::FromErrno(errno, "rename to " + o.output_path);
+    }
+    raw->Release();
+  } else {
+    // qemu-img writes its own temporary output, renamed into place after.
+    std::string converted = o.output_path + ".tidemark-conv-" + std::to_string(getpid());
+    Status s = QemuImgConvert(raw->path(), converted, o.format);
+    if (!s.ok()) {
+      ::unlink(converted.c_str());
+      return s;
+    }
+    if (::rename(converted.c_str(), o.output_path.c_str()) != 0) {
+      Status r = Status::FromErrno(errno, "rename to " + o.output_path);
+      ::unlink(converted.c_str());
+      return r;
+    }
+  }
+  stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace tidemark::recovery

@@ -1,0 +1,47 @@
+// Shared pieces of the `tidemark` subcommands: error reporting, opening a
+// journal, point options and JSON shapes. tools/ holds main()-level wiring
+// only; everything else lives in the modules.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "tidemark/journal/journal.h"
+
+namespace tidemark::tools {
+
+// Exit codes: 0 ok, 1 the command failed, 2 bad usage.
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+// Prints `tidemark: <message>` as one line on stderr and, with json, the
+// contract's {"error": {"code": C, "message": M}} on stdout. Returns the exit code.
+int Fail(const Status& status, bool json);
+
+// Opens the journal in dir, read-only unless `write`.
+Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir, bool write,
+                                                      bool create = false,
+                                                      Codec codec = Codec::kNone);
+
+// --at TIME | --seq N | --bookmark NAME | --latest: exactly one.
+struct PointArgs {
+  std::string at;
+  std::optional<uint64_t> seq;
+  std::string bookmark;
+  bool latest = false;
+  void Add(CLI::App* cmd);
+  Result<journal::PointSpec> Spec(TimeNs now_ns) const;
+};
+
+nlohmann::json PointJson(const journal::Point& p);
+std::string HumanBytes(uint64_t bytes);
+
+// Registration of the subcommands; each sets *exit_code when it runs.
+void AddRestoreCommand(CLI::App& app, int* exit_code);
+void AddPointsCommands(CLI::App& app, int* exit_code);  // points, bookmark
+void AddJournalCommand(CLI::App& app, int* exit_code);  // journal import|replay|dump|set-floors
+
+}  // namespace tidemark::tools

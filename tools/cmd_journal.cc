@@ -1,0 +1,101 @@
+// tidemark journal import|replay|dump|set-floors
+#include <cstdio>
+
+#include "cli.h"
+#include "import_replay.h"
+
+namespace tidemark::tools {
+
+namespace {
+
+struct DumpArgs {
+  std::string journal_dir;
+  std::string volume;
+};
+
+int RunDump(const DumpArgs& a) {
+  auto run = [&]() -> Status {
+    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+    uint32_t id = journal::Journal::kNoVolume;
+    if (!a.volume.empty()) {
+      BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
+      id = vol.id;
+    }
+    return j->Dump(id, [](std::string_view line) {
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fputc('\n', stdout);
+    });
+  };
+  Status s = run();
+  return s.ok() ? 0 : Fail(s, false);
+}
+
+struct FloorArgs {
+  std::string journal_dir;
+  uint32_t read_floor = 1;
+  uint32_t write_floor = 1;
+};
+
+int RunSetFloors(const FloorArgs& a) {
+  auto run = [&]() -> Status {
+    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/true));
+    return j->SetFloors(a.read_floor, a.write_floor);
+  };
+  Status s = run();
+  return s.ok() ? 0 : Fail(s, false);
+}
+
+}  // namespace
+
+void AddJournalCommand(CLI::App& app, int* exit_code) {
+  CLI::App* jc = app.add_subcommand("journal", "work on a journal directly");
+  jc->require_subcommand(1);
+
+  auto im = std::make_shared<ImportArgs>();
+  CLI::App* import = jc->add_subcommand(
+      "import", "record an image as a volume's seq 0, or its changed blocks as a new seq");
+  import->add_option("--journal", im->journal_dir, "journal directory (created if missing)")
+      ->required();
+  import->add_option("--name", im->name, "volume name")->required();
+  import->add_option("IMAGE", im->image, "raw image or block device")->required();
+  import->add_option("--block-size", im->block_bytes, "block size of a new volume")
+      ->capture_default_str()
+      ->each([im](const std::string&) { im->block_given = true; });
+  import->add_option("--codec", im->codec, "codec of a new journal: none, zstd, igzip")
+      ->capture_default_str();
+  import->add_flag("--json", im->json, "print JSON");
+  import->callback([im, exit_code] { *exit_code = RunImport(*im); });
+
+  auto rp = std::make_shared<ReplayArgs>();
+  CLI::App* replay = jc->add_subcommand(
+      "replay", "write a block I/O trace's writes into a volume, one seq each");
+  replay->add_option("--journal", rp->journal_dir, "journal directory (created if missing)")
+      ->required();
+  replay->add_option("--name", rp->name, "volume name (created if missing)")->required();
+  replay->add_option("--trace", rp->trace, "trace file (time_ns device lba sectors type)")
+      ->required();
+  replay->add_option("--align", rp->align, "round offsets down and lengths up to this");
+  replay->add_option("--size", rp->size_bytes, "size in bytes of a new volume")
+      ->capture_default_str();
+  replay->add_option("--block-size", rp->block_bytes, "block size of a new volume")
+      ->capture_default_str();
+  replay->add_flag("--json", rp->json, "print JSON");
+  replay->callback([rp, exit_code] { *exit_code = RunReplay(*rp); });
+
+  auto d = std::make_shared<DumpArgs>();
+  CLI::App* dump = jc->add_subcommand("dump", "print every record of a journal, one a line");
+  dump->add_option("--journal", d->journal_dir, "journal directory")->required();
+  dump->add_option("VOLUME", d->volume, "only this volume's records");
+  dump->callback([d, exit_code] { *exit_code = RunDump(*d); });
+
+  auto f = std::make_shared<FloorArgs>();
+  CLI::App* floors = jc->add_subcommand(
+      "set-floors", "rewrite the format's read and write floors (compatibility testing)");
+  floors->add_option("--journal", f->journal_dir, "journal directory")->required();
+  floors->add_option("--read", f->read_floor, "lowest format version that may read")->required();
+  floors->add_option("--write", f->write_floor, "lowest format version that may write")
+      ->required();
+  floors->callback([f, exit_code] { *exit_code = RunSetFloors(*f); });
+}
+
+}  // namespace tidemark::tools
