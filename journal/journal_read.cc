@@ -272,10 +272,18 @@ Status Journal::ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const {
     }
     // The newest version of key.block at or before the point.
     if (!impl_->ZeroedByRange(*vol, key.block, key.seq, seq)) {
-      bool zero = false;
-      TM_RETURN_IF_ERROR(impl_->DecodeBlockValue(*vol, key.block, key.seq,
-                                                 it->value().ToStringView(), buf.data(), &zero));
-      if (!zero) TM_RETURN_IF_ERROR(fn(key.block, buf));
+      std::string_view stored = it->value().ToStringView();
+      auto raw = DecodeValue(stored);
+      if (raw && raw.value().kind == ValueKind::kBlock && raw.value().codec == Codec::kNone &&
+          raw.value().payload.size() == buf.size()) {
+        // Uncompressed and checked: hand over the iterator's bytes, no copy.
+        TM_RETURN_IF_ERROR(fn(key.block, raw.value().payload));
+      } else {
+        bool zero = false;
+        TM_RETURN_IF_ERROR(
+            impl_->DecodeBlockValue(*vol, key.block, key.seq, stored, buf.data(), &zero));
+        if (!zero) TM_RETURN_IF_ERROR(fn(key.block, buf));
+      }
     }
     // Older versions of the same block: step over a few, else seek.
     int n = 0;
