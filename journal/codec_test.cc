@@ -26,9 +26,9 @@ std::string Random(size_t n, uint64_t seed) {
 
 // Text-like data: words from a small vocabulary, as a file system block holds.
 std::string Compressible(size_t n, uint64_t seed) {
-  static const char* words[] = {"tidemark ", "journal ", "block ", "seq ", "volume ",
-                                "INSERT INTO orders ", "VALUES (", "42, ", "'2026-11-23' ",
-                                ");\n"};
+  static const char* words[] = {
+      "tidemark ",           "journal ", "block ", "seq ",          "volume ",
+      "INSERT INTO orders ", "VALUES (", "42, ",   "'2026-11-23' ", ");\n"};
   std::mt19937_64 rng(seed);
   std::string s;
   while (s.size() < n) s += words[rng() % std::size(words)];
@@ -166,7 +166,8 @@ TEST(CodecTest, WrongRawLengthIsCorruption) {
       std::string out(raw * 2, '\0');
       for (size_t want : {raw - 512, raw - 1, raw + 1, raw + 4096, raw * 2, size_t{0}}) {
         Status s = Decompress(c, packed, out.data(), want);
-        EXPECT_EQ(s.code(), Code::kCorruption) << CodecName(c) << " raw " << raw << " told " << want;
+        EXPECT_EQ(s.code(), Code::kCorruption)
+            << CodecName(c) << " raw " << raw << " told " << want;
       }
       ASSERT_TRUE(Decompress(c, packed, out.data(), raw).ok());
       EXPECT_TRUE(std::string_view(out).substr(0, raw) == data);

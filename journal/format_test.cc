@@ -32,8 +32,8 @@ template <class R>
 ::testing::AssertionResult HasCode(const R& r, Code want) {
   Status s = StatusOf(r);
   if (s.code() == want) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "gave " << s.ToString() << ", want code "
-                                       << Status::CodeName(want);
+  return ::testing::AssertionFailure()
+         << "gave " << s.ToString() << ", want code " << Status::CodeName(want);
 }
 #define EXPECT_CODE(expr, want) EXPECT_TRUE(HasCode((expr), (want))) << #expr << ": "
 
@@ -61,8 +61,8 @@ TEST(Crc32cTest, ExtendComposes) {
 
 TEST(KeysTest, RoundTrip) {
   const std::vector<uint32_t> ids = {0, 1, 7, 0x12345678, 0xffffffffu};
-  const std::vector<uint64_t> nums = {0, 1, 255, 256, 0x0123456789abcdefull,
-                                      std::numeric_limits<uint64_t>::max() - 1, kNoSeq};
+  const std::vector<uint64_t> nums = {
+      0, 1, 255, 256, 0x0123456789abcdefull, std::numeric_limits<uint64_t>::max() - 1, kNoSeq};
   for (uint32_t id : ids) {
     auto v = DecodeVolumeKey(VolumeKey(id));
     ASSERT_TRUE(v);
@@ -125,8 +125,8 @@ TEST(KeysTest, BlockKeyOrder) {
   // Bytewise order of encoded keys: volume, block, then the newest seq first.
   std::mt19937_64 rng(7);
   std::vector<std::tuple<uint32_t, uint64_t, Seq>> ks;
-  const std::vector<uint64_t> edge = {0, 1, 255, 256, 65535, 65536, 1ull << 32,
-                                      (1ull << 63), kNoSeq - 1, kNoSeq};
+  const std::vector<uint64_t> edge = {0,     1,          255,          256,        65535,
+                                      65536, 1ull << 32, (1ull << 63), kNoSeq - 1, kNoSeq};
   for (int i = 0; i < 2000; ++i) {
     uint32_t vol = static_cast<uint32_t>(rng() % 4);
     if (rng() % 8 == 0) vol = static_cast<uint32_t>(rng());
@@ -275,8 +275,7 @@ TEST(GoldenTest, EncodingMatchesCheckedInBytes) {
   std::string got((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   ASSERT_EQ(got.size(), want.size()) << "format version 1 changed size";
   for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_EQ(got[i], want[i]) << "format version 1 changed at byte " << i
-                               << " of " << kGoldenPath;
+    ASSERT_EQ(got[i], want[i]) << "format version 1 changed at byte " << i << " of " << kGoldenPath;
   }
 }
 
@@ -372,7 +371,9 @@ TEST(RecordsTest, RoundTrip) {
   EXPECT_EQ(DecodeMeta(EncodeMeta(m)).value(), m);
   EXPECT_EQ(DecodeMeta(EncodeMeta(MetaRecord{})).value(), MetaRecord{});
 
-  VolumeRecord v{9, 3, std::string("name with \xff and spaces"),
+  VolumeRecord v{9,
+                 3,
+                 std::string("name with \xff and spaces"),
                  {Epoch{0, 0, 512, 512}, Epoch{1, 100, 1ull << 40, 1u << 20}}};
   EXPECT_EQ(DecodeVolume(EncodeVolume(v)).value(), v);
   VolumeRecord empty_name{1, 1, "", {Epoch{}}};
@@ -423,12 +424,11 @@ std::vector<Sample> Samples() {
   s.push_back({"meta", EncodeMeta(FixedMeta()),
                [](std::string_view v) { return StatusOf(DecodeMeta(v)); }, ValueKind::kMeta});
   s.push_back({"volume", EncodeVolume(FixedVolume()),
-               [](std::string_view v) { return StatusOf(DecodeVolume(v)); },
-               ValueKind::kVolume});
+               [](std::string_view v) { return StatusOf(DecodeVolume(v)); }, ValueKind::kVolume});
   SeqRecord multi = FixedSeq();
   multi.extents.push_back({0, 512});
-  s.push_back({"seq", EncodeSeq(multi),
-               [](std::string_view v) { return StatusOf(DecodeSeq(v)); }, ValueKind::kSeq});
+  s.push_back({"seq", EncodeSeq(multi), [](std::string_view v) { return StatusOf(DecodeSeq(v)); },
+               ValueKind::kSeq});
   s.push_back({"range", EncodeRange(FixedRange()),
                [](std::string_view v) { return StatusOf(DecodeRange(v)); }, ValueKind::kRange});
   s.push_back({"bookmark", EncodeBookmark(FixedBookmark()),
@@ -436,14 +436,12 @@ std::vector<Sample> Samples() {
                ValueKind::kBookmark});
   s.push_back({"flush", EncodeFlush(FixedFlush()),
                [](std::string_view v) { return StatusOf(DecodeFlush(v)); }, ValueKind::kFlush});
-  s.push_back({"time", EncodeTime(), [](std::string_view v) { return CheckTime(v); },
-               ValueKind::kTime});
+  s.push_back(
+      {"time", EncodeTime(), [](std::string_view v) { return CheckTime(v); }, ValueKind::kTime});
   s.push_back({"block", EncodeValue(ValueKind::kBlock, Codec::kNone, FixedBlockBytes()),
-               [](std::string_view v) { return StatusOf(DecodeValue(v)); },
-               ValueKind::kBlock});
+               [](std::string_view v) { return StatusOf(DecodeValue(v)); }, ValueKind::kBlock});
   s.push_back({"zero-block", EncodeValue(ValueKind::kZeroBlock, Codec::kNone, {}),
-               [](std::string_view v) { return StatusOf(DecodeValue(v)); },
-               ValueKind::kZeroBlock});
+               [](std::string_view v) { return StatusOf(DecodeValue(v)); }, ValueKind::kZeroBlock});
   return s;
 }
 
@@ -553,8 +551,8 @@ std::string LE(uint64_t v, int bytes) {
 TEST(DamageTest, BadCounts) {
   // A seq record claiming 2^32-1 extents but holding one: refused without
   // allocating 64 GiB (an attempt would throw bad_alloc or take the machine).
-  std::string p = LE(1, 8) + LE(1, 4) + LE(1, 1) + LE(0, 1) + LE(0xffffffffu, 4) + LE(0, 8) +
-                  LE(512, 8);
+  std::string p =
+      LE(1, 8) + LE(1, 4) + LE(1, 1) + LE(0, 1) + LE(0xffffffffu, 4) + LE(0, 8) + LE(512, 8);
   EXPECT_CODE(DecodeSeq(EncodeValue(ValueKind::kSeq, Codec::kNone, p)), Code::kCorruption);
   // Count 0 with an extent following, count 2 with one.
   for (uint32_t n : {0u, 2u, 0x10000000u}) {
@@ -580,8 +578,7 @@ TEST(DamageTest, BadCounts) {
     EXPECT_CODE(DecodeRange(EncodeRange(r)), Code::kCorruption) << op;
   }
   // A time record with a payload.
-  EXPECT_EQ(CheckTime(EncodeValue(ValueKind::kTime, Codec::kNone, "x")).code(),
-            Code::kCorruption);
+  EXPECT_EQ(CheckTime(EncodeValue(ValueKind::kTime, Codec::kNone, "x")).code(), Code::kCorruption);
 }
 
 TEST(DamageTest, RandomGarbageNeverCrashes) {
@@ -709,8 +706,8 @@ TEST(TimeTest, LargeRelativeTimesDoNotOverflow) {
   // n * unit * 1e9 must not overflow int64 (UB): a huge relative time either
   // fails or lies in the past, never in the future.
   const TimeNs now = kT;
-  for (const char* text : {"-1000000d", "-9999999999w", "-300000d", "-20000000000s",
-                           "-9999999999h"}) {
+  for (const char* text :
+       {"-1000000d", "-9999999999w", "-300000d", "-20000000000s", "-9999999999h"}) {
     auto r = ParseTime(text, now);
     if (r) {
       EXPECT_LE(r.value(), now) << text << " parsed as " << r.value();

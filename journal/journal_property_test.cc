@@ -345,8 +345,8 @@ class PropertyRun {
           bool covered = std::any_of(got.value().begin(), got.value().end(), [&](const Extent& e) {
             return e.offset_bytes <= off && off + 512 <= e.end_bytes();
           });
-          EXPECT_TRUE(covered) << "sector at " << off << " differs between seq " << a
-                               << " and " << b << " but is not in ChangedExtents";
+          EXPECT_TRUE(covered) << "sector at " << off << " differs between seq " << a << " and "
+                               << b << " but is not in ChangedExtents";
         }
       }
       if (::testing::Test::HasFailure()) return;
@@ -403,18 +403,17 @@ TEST_P(JournalPropertyTest, MatchesModel) {
   fs::remove_all(tmpl, ec);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Seeds, JournalPropertyTest,
-    ::testing::Values(Config{1, 4096, 64, Codec::kIgzip, false, 400},
-                      Config{2, 4096, 64, Codec::kZstd, true, 400},
-                      Config{4, 512, 96, Codec::kNone, false, 400},
-                      Config{5, 512, 64, Codec::kZstd, true, 400},
-                      Config{6, 16384, 64, Codec::kNone, true, 400},
-                      Config{7, 16384, 40, Codec::kIgzip, false, 400}),
-    [](const ::testing::TestParamInfo<Config>& info) {
-      return "seed" + std::to_string(info.param.seed) + "_bs" +
-             std::to_string(info.param.block_bytes);
-    });
+INSTANTIATE_TEST_SUITE_P(Seeds, JournalPropertyTest,
+                         ::testing::Values(Config{1, 4096, 64, Codec::kIgzip, false, 400},
+                                           Config{2, 4096, 64, Codec::kZstd, true, 400},
+                                           Config{4, 512, 96, Codec::kNone, false, 400},
+                                           Config{5, 512, 64, Codec::kZstd, true, 400},
+                                           Config{6, 16384, 64, Codec::kNone, true, 400},
+                                           Config{7, 16384, 40, Codec::kIgzip, false, 400}),
+                         [](const ::testing::TestParamInfo<Config>& info) {
+                           return "seed" + std::to_string(info.param.seed) + "_bs" +
+                                  std::to_string(info.param.block_bytes);
+                         });
 
 }  // namespace
 }  // namespace tidemark::journal

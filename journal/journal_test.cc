@@ -31,8 +31,8 @@ template <class R>
 ::testing::AssertionResult HasCode(const R& r, Code want) {
   Status s = StatusOf(r);
   if (s.code() == want) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "gave " << s.ToString() << ", want "
-                                       << Status::CodeName(want);
+  return ::testing::AssertionFailure()
+         << "gave " << s.ToString() << ", want " << Status::CodeName(want);
 }
 #define EXPECT_CODE(expr, want) EXPECT_TRUE(HasCode((expr), (want))) << #expr << ": "
 #define ASSERT_OK(expr) ASSERT_TRUE(HasCode((expr), Code::kOk)) << #expr << ": "
@@ -43,8 +43,8 @@ template <class R>
   if (a == b) return ::testing::AssertionSuccess();
   size_t i = 0;
   while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
-  return ::testing::AssertionFailure() << "sizes " << a.size() << " and " << b.size()
-                                       << ", first difference at byte " << i;
+  return ::testing::AssertionFailure()
+         << "sizes " << a.size() << " and " << b.size() << ", first difference at byte " << i;
 }
 #define EXPECT_BYTES_EQ(a, b) EXPECT_TRUE(SameBytes((a), (b))) << #a << " vs " << #b << ": "
 
@@ -202,6 +202,8 @@ TEST_F(JournalTest, CreateAndOpen) {
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_TRUE(r.value()->read_only());
   EXPECT_EQ(r.value()->meta(), meta);
+  EXPECT_CODE(r.value()->CreateVolume("v", 1 << 20, kBs), Code::kNotSupported);
+  EXPECT_CODE(r.value()->SetFloors(1, 1), Code::kNotSupported);
 
   // A file where the directory should be.
   std::string file = root_ + "/file";
@@ -308,13 +310,13 @@ TEST_F(JournalTest, SubBlockWritesReadModifyWrite) {
   struct W {
     uint64_t off, len;
   } ws[] = {
-      {512, 512},              // odd sector in block 0
-      {3 * 512, 512},          // same block, another sector
-      {512, 1024},             // overlapping the first
-      {kBs - 512, 1024},       // across the block 0/1 boundary
-      {7 * 512, 512},          // last sector of block 0
+      {512, 512},                // odd sector in block 0
+      {3 * 512, 512},            // same block, another sector
+      {512, 1024},               // overlapping the first
+      {kBs - 512, 1024},         // across the block 0/1 boundary
+      {7 * 512, 512},            // last sector of block 0
       {5 * kBs + 512, 3 * kBs},  // partial, whole, whole... partial
-      {15 * kBs + 3584, 512},  // last sector of the volume
+      {15 * kBs + 3584, 512},    // last sector of the volume
       {9 * 512, 512},
   };
   Seq seq = 1;
@@ -496,10 +498,10 @@ TEST_F(JournalTest, BadExtentsLeaveTheJournalUnchanged) {
       {size + 512, 512, 0, OpKind::kTrim},
       {~0ull - 511, 512, 512, OpKind::kWrite},
       {512, ~0ull - 511, 0, OpKind::kTrim},
-      {0, 1024, 512, OpKind::kWrite},   // data shorter than the length
-      {0, 512, 1024, OpKind::kWrite},   // longer
-      {0, 512, 512, OpKind::kTrim},     // a trim with data
-      {0, 512, 512, OpKind::kImport},   // not an Apply op
+      {0, 1024, 512, OpKind::kWrite},  // data shorter than the length
+      {0, 512, 1024, OpKind::kWrite},  // longer
+      {0, 512, 512, OpKind::kTrim},    // a trim with data
+      {0, 512, 512, OpKind::kImport},  // not an Apply op
       {0, 512, 512, static_cast<OpKind>(0)},
       {0, 512, 512, static_cast<OpKind>(9)},
   };
@@ -604,7 +606,7 @@ TEST_F(JournalTest, Resolve) {
   PointSpec latest_spec;
   EXPECT_CODE(j_->Resolve(vol, latest_spec, kT0), Code::kNotFound);
   // Seqs 3, 4, 5, 10, 11, 12 with times; 11 and 12 share one time.
-  const std::map<Seq, TimeNs> t = {{3, kT0},       {4, kT0 + 10}, {5, kT0 + 20},
+  const std::map<Seq, TimeNs> t = {{3, kT0},       {4, kT0 + 10},  {5, kT0 + 20},
                                    {10, kT0 + 30}, {11, kT0 + 40}, {12, kT0 + 40}};
   for (const auto& [s, time] : t) ASSERT_OK(Write(vol, s, 0, Pattern(kBs, s), 0, time));
   ASSERT_OK(j_->Commit());
@@ -713,8 +715,8 @@ TEST_F(JournalTest, Flushes) {
   ASSERT_OK(j_->Commit());
   auto fl = j_->Flushes(vol);
   ASSERT_TRUE(fl);
-  EXPECT_EQ(fl.value(), (std::vector<Point>{{2, TimeOf(2)}, {4, TimeOf(4)}, {7, TimeOf(7)},
-                                            {9, TimeOf(9)}}));
+  EXPECT_EQ(fl.value(),
+            (std::vector<Point>{{2, TimeOf(2)}, {4, TimeOf(4)}, {7, TimeOf(7)}, {9, TimeOf(9)}}));
   auto lines = DumpLines(vol);
   EXPECT_EQ(Count(lines, "flush ", "flags=1 "), 2);
   EXPECT_EQ(Count(lines, "flush ", "flags=2 "), 2);
@@ -725,12 +727,12 @@ TEST_F(JournalTest, ChangedExtents) {
   Reopen();
   uint32_t vol = NewVolume(1 << 20);
   uint32_t other = NewVolume(1 << 20, kBs, "other");
-  ASSERT_OK(Write(vol, 0, 0, Pattern(2 * kBs, 0)));               // [0, 8K)
-  ASSERT_OK(Write(vol, 1, 8 * kBs, Pattern(kBs, 1)));             // [32K, 36K)
-  ASSERT_OK(Write(vol, 2, 9 * kBs + 512, Pattern(512, 2)));       // [36.5K, 37K)
-  ASSERT_OK(Zero(vol, 3, 9 * kBs, 512));                          // [36K, 36.5K)
+  ASSERT_OK(Write(vol, 0, 0, Pattern(2 * kBs, 0)));                     // [0, 8K)
+  ASSERT_OK(Write(vol, 1, 8 * kBs, Pattern(kBs, 1)));                   // [32K, 36K)
+  ASSERT_OK(Write(vol, 2, 9 * kBs + 512, Pattern(512, 2)));             // [36.5K, 37K)
+  ASSERT_OK(Zero(vol, 3, 9 * kBs, 512));                                // [36K, 36.5K)
   ASSERT_OK(Zero(vol, 4, 100 * kBs, 100 * kBs, OpKind::kWriteZeroes));  // a range
-  ASSERT_OK(Write(vol, 6, kBs, Pattern(512, 6)));                 // inside seq 0's
+  ASSERT_OK(Write(vol, 6, kBs, Pattern(512, 6)));                       // inside seq 0's
   ASSERT_OK(Write(other, 0, 50 * kBs, Pattern(kBs, 0)));
   ASSERT_OK(j_->Commit());
   auto ce = [&](Seq a, Seq b) {
@@ -813,7 +815,7 @@ TEST_F(JournalTest, Import) {
   std::string img2 = img;
   img2.replace(1 * kBs, kBs, std::string(kBs, '\0'));  // zeroed
   img2.replace(2 * kBs + 1024, 512, Pattern(512, 2));  // was zero
-  img2.replace(63 * kBs, kBs, Pattern(kBs, 1063));      // changed
+  img2.replace(63 * kBs, kBs, Pattern(kBs, 1063));     // changed
   auto s1 = j_->Import(vol, ReaderOf(img2), kT0 + kSec);
   ASSERT_TRUE(s1) << s1.error().ToString();
   EXPECT_EQ(s1.value(), 1u);
@@ -887,7 +889,8 @@ TEST_F(JournalTest, InterruptedImportIsRemovedAtReopen) {
   std::string img2 = img;
   for (uint64_t b = 3; b < size / kBs; b += 50) img2.replace(b * kBs, kBs, Pattern(kBs, b + 7));
   auto failing = [&](uint64_t off, char* buf, size_t len) {
-    if (off >= (8ull << 20)) return Status::IOError("read error injected at " + std::to_string(off));
+    if (off >= (8ull << 20))
+      return Status::IOError("read error injected at " + std::to_string(off));
     std::memcpy(buf, img2.data() + off, len);
     return Status::Ok();
   };
