@@ -101,6 +101,11 @@ bad "--at in the future"    T restore --journal "$j" vm1 --at 2999-01-01T00:00:0
 bad "--at -15m (before seq 0)" T restore --journal "$j" vm1 --at -15m --output "$o"
 bad "--at garbage"          T restore --journal "$j" vm1 --at not-a-time --output "$o"
 bad "--at bad date"         T restore --journal "$j" vm1 --at 2024-13-45T99:00:00Z --output "$o"
+msg=$(expect_fail_oneline T restore --journal "$j" vm1 --at 2026-02-30T00:00:00Z --output "$o")
+echo "ok: --at February 30: $msg"
+# Any bad date is also before seq 0 or in the future once normalised, so only the message
+# can show that it was rejected as a date rather than silently read as March 2.
+! grep -q -- '-03-02' <<<"$msg" || fail "--at 2026-02-30 was read as 2026-03-02: $msg"
 bad "unknown bookmark"      T restore --journal "$j" vm1 --bookmark nosuch --output "$o"
 bad "--seq past the latest" T restore --journal "$j" vm1 --seq 999 --output "$o"
 bad "--seq negative"        T restore --journal "$j" vm1 --seq -1 --output "$o"
