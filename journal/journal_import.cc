@@ -33,6 +33,14 @@ Status Journal::Impl::AbandonImport(const std::string& marker_key) {
   uint32_t volume = static_cast<uint32_t>(coding::GetBE(marker_key.data() + 1, 4));
   Seq seq = coding::GetBE(v.data(), 8);
   rocksdb::WriteBatch wb;
+  std::string rec;
+  auto vit = volumes.find(volume);
+  uint32_t space = vit == volumes.end() ? volume : vit->second.rec.space;
+  if (db->Get({}, cf[kSeqs], SeqKey(space, seq), &rec).ok()) {
+    // The seq is a point already (it cannot be, as the marker goes in the
+    // same batch as the seq record): never delete a point's blocks.
+    return FromRocks(db->Delete({}, cf[kDefault], marker_key), "remove import marker");
+  }
   std::string prefix = IdPrefix(volume);
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf[kBlocks]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -70,51 +78,67 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
   TM_RETURN_IF_ERROR(FromRocks(
       in.db->Put(sync_wo, in.cf[kDefault], MarkerKey(volume), marker_value), "write import marker"));
 
-  std::vector<Extent> changed;
-  std::string chunk(kImportChunkBytes, '\0');
-  std::string current(bs, '\0');
-  for (uint64_t off = 0; off < size; off += kImportChunkBytes) {
-    size_t len = static_cast<size_t>(std::min<uint64_t>(kImportChunkBytes, size - off));
-    TM_RETURN_IF_ERROR(read(off, chunk.data(), len));
-    for (size_t pos = 0; pos < len; pos += bs) {
-      uint64_t block = (off + pos) / bs;
-      std::string_view data(chunk.data() + pos, std::min<size_t>(bs, len - pos));
-      std::string padded;
-      if (data.size() < bs) {  // a volume size that is not a multiple of the block
-        padded.assign(data);
-        padded.resize(bs, '\0');
-        data = padded;
+  // From here on, a failure must not leave the import's block versions at
+  // `seq`: the next write would take that seq and inherit them.
+  bool unchanged = false;
+  Status s = [&]() -> Status {
+    std::vector<Extent> changed;
+    std::string chunk(kImportChunkBytes, '\0');
+    std::string current(bs, '\0');
+    for (uint64_t off = 0; off < size; off += kImportChunkBytes) {
+      size_t len = static_cast<size_t>(std::min<uint64_t>(kImportChunkBytes, size - off));
+      TM_RETURN_IF_ERROR(read(off, chunk.data(), len));
+      for (size_t pos = 0; pos < len; pos += bs) {
+        uint64_t block = (off + pos) / bs;
+        std::string_view data(chunk.data() + pos, std::min<size_t>(bs, len - pos));
+        std::string padded;
+        if (data.size() < bs) {  // a volume size that is not a multiple of the block
+          padded.assign(data);
+          padded.resize(bs, '\0');
+          data = padded;
+        }
+        if (first) {
+          bool zero = std::all_of(data.begin(), data.end(), [](char c) { return c == 0; });
+          if (zero) continue;
+        } else {
+          TM_RETURN_IF_ERROR(in.ReadBlockAt(*vol, block, kNoSeq, current.data()));
+          if (std::memcmp(current.data(), data.data(), bs) == 0) continue;
+        }
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data));
+        changed.push_back({block * bs, std::min<uint64_t>(bs, size - block * bs)});
       }
-      if (first) {
-        bool zero = std::all_of(data.begin(), data.end(), [](char c) { return c == 0; });
-        if (zero) continue;
-      } else {
-        TM_RETURN_IF_ERROR(in.ReadBlockAt(*vol, block, kNoSeq, current.data()));
-        if (std::memcmp(current.data(), data.data(), bs) == 0) continue;
-      }
-      TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data));
-      changed.push_back({block * bs, std::min<uint64_t>(bs, size - block * bs)});
+      // The blocks stay invisible (no seq record yet): commit to bound memory.
+      TM_RETURN_IF_ERROR(FromRocks(in.db->Write({}, &in.batch), "write import batch"));
+      in.batch.Clear();
+      in.pending_blocks.clear();
+      in.pending_bytes = 0;
     }
-    // The blocks stay invisible (no seq record yet): commit to bound memory.
-    TM_RETURN_IF_ERROR(FromRocks(in.db->Write({}, &in.batch), "write import batch"));
+    CoalesceExtents(&changed);
+    if (!first && changed.empty()) {
+      TM_RETURN_IF_ERROR(
+          FromRocks(in.db->Delete(sync_wo, in.cf[kDefault], MarkerKey(volume)), "remove marker"));
+      unchanged = true;
+      return Status::Ok();
+    }
+    rocksdb::WriteBatch wb;
+    SeqRecord rec{time_ns, volume, OpKind::kImport, 0, changed};
+    TM_RETURN_IF_ERROR(FromRocks(wb.Put(in.cf[kSeqs], SeqKey(vol->rec.space, seq), EncodeSeq(rec)),
+                                 "batch put"));
+    TM_RETURN_IF_ERROR(FromRocks(
+        wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()), "batch put"));
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+    TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
+    return Status::Ok();
+  }();
+  if (!s.ok()) {
     in.batch.Clear();
     in.pending_blocks.clear();
     in.pending_bytes = 0;
+    Status undo = in.AbandonImport(MarkerKey(volume));
+    if (!undo.ok()) in.failed = undo;  // reopening finishes the cleanup
+    return s;
   }
-  CoalesceExtents(&changed);
-  if (!first && changed.empty()) {
-    TM_RETURN_IF_ERROR(
-        FromRocks(in.db->Delete(sync_wo, in.cf[kDefault], MarkerKey(volume)), "remove marker"));
-    return kNoSeq;
-  }
-  rocksdb::WriteBatch wb;
-  SeqRecord rec{time_ns, volume, OpKind::kImport, 0, changed};
-  TM_RETURN_IF_ERROR(FromRocks(wb.Put(in.cf[kSeqs], SeqKey(vol->rec.space, seq), EncodeSeq(rec)),
-                               "batch put"));
-  TM_RETURN_IF_ERROR(FromRocks(
-      wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()), "batch put"));
-  TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
-  TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
+  if (unchanged) return kNoSeq;
   sp.last_seq = sp.committed_seq = seq;
   sp.last_time_ns = time_ns;
   return seq;

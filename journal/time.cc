@@ -93,9 +93,10 @@ Result<TimeNs> ParseTime(std::string_view text, TimeNs now_ns) {
       !Expect(text, &p, ":") || !Digits(text, &p, 2, &sec)) {
     return bad;
   }
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) {
-    return bad;
-  }
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 || sec > 60) return bad;
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > kDays[mon - 1] + (mon == 2 && leap ? 1 : 0)) return bad;
   int64_t frac_ns = 0;
   if (p < text.size() && text[p] == '.') {
     ++p;
