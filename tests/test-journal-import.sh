@@ -84,7 +84,10 @@ for k in ("first", "latest"):
     assert isinstance(p[k]["seq"], int), p
     assert rfc.match(p[k]["time"]), p[k]["time"]
 assert p["first"]["time"] <= p["latest"]["time"], p
+assert "flushes" not in p, "flushes without --flushes"
 EOF
+T points --journal "$j" fs1 --json --flushes | json_get 'j["flushes"]' | grep -qx '\[\]' ||
+    fail "points --flushes: expected an empty flushes list (imports have no flushes)"
 
 echo "== refused: a different image size or block size"
 cp --sparse=always "$tmp/changed.img" "$tmp/small.img"
@@ -98,6 +101,18 @@ msg=$(expect_fail_oneline T journal import --journal "$j" --name fs1 "$tmp/nosuc
 echo "ok: missing image: $msg"
 T points --journal "$j" fs1 --json | json_get 'j["latest"]["seq"]' | grep -qx 1 ||
     fail "a refused import added a seq"
+
+echo "== a volume whose size is not a multiple of the block size"
+python3 -c 'import os, sys; open(sys.argv[1], "wb").write(os.urandom(3 * 4096 + 512))' \
+    "$tmp/odd.img"
+T journal import --journal "$j" --name odd "$tmp/odd.img"
+rm -f "$tmp/r.img"
+T restore --journal "$j" odd --latest --output "$tmp/r.img" >/dev/null
+cmp "$tmp/r.img" "$tmp/odd.img" || fail "a 3.5-block volume does not restore byte-exact"
+rm -f "$tmp/r.img"
+head -c 1000 "$tmp/odd.img" >"$tmp/odd1000.img"
+msg=$(expect_fail_oneline T journal import --journal "$j" --name odd2 "$tmp/odd1000.img")
+echo "ok: an image of 1000 bytes (not whole sectors) is refused: $msg"
 
 echo "== other codecs and block sizes"
 for variant in zstd:4096 igzip:4096 none:65536 zstd:512; do

@@ -129,10 +129,20 @@ bad "missing journal dir"   T restore --journal "$tmp/nojournal" vm1 --latest --
 bad "points: missing journal dir" T points --journal "$tmp/nojournal" vm1
 [ ! -e "$tmp/nojournal" ] || fail "points created the missing journal dir"
 bad "points: unknown volume" T points --journal "$j" nosuch
+bad "dump: unknown volume"   T journal dump --journal "$j" nosuch
 bad "bookmark: duplicate name" T bookmark --journal "$j" vm1 b0
 bad "bookmark: unknown volume" T bookmark --journal "$j" nosuch b9
 bad "bookmark: missing journal dir" T bookmark --journal "$tmp/nojournal" vm1 b9
 [ ! -e "$tmp/nojournal" ] || fail "bookmark created the missing journal dir"
+
+echo "== --help works everywhere"
+for c in "" restore points bookmark journal "journal import" "journal replay" "journal dump" \
+         "journal set-floors"; do
+    # shellcheck disable=SC2086
+    T $c --help >"$tmp/help.txt" || fail "tidemark $c --help: exit $?"
+    [ -s "$tmp/help.txt" ] || fail "tidemark $c --help printed nothing"
+done
+echo "ok: --help"
 
 echo "== --json errors: stdout gets {\"error\": {\"code\": C, \"message\": M}}"
 for args in "restore --journal $j nosuch --latest --output $o" \
