@@ -399,7 +399,8 @@ TEST(RecordsTest, RoundTrip) {
   for (Codec c : {Codec::kNone, Codec::kZstd, Codec::kIgzip}) {
     for (ValueKind k : {ValueKind::kBlock, ValueKind::kZeroBlock}) {
       std::string payload = k == ValueKind::kBlock ? FixedBlockBytes() : "";
-      auto d = DecodeValue(EncodeValue(k, c, payload));
+      const std::string stored = EncodeValue(k, c, payload);  // d points into it
+      auto d = DecodeValue(stored);
       ASSERT_TRUE(d);
       EXPECT_EQ(d.value().kind, k);
       EXPECT_EQ(d.value().codec, c);

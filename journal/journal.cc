@@ -1,6 +1,8 @@
 // Opening a journal, its metadata and volumes, and maintenance.
 #include <fcntl.h>
 #include <rocksdb/options.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <unistd.h>
 
@@ -30,6 +32,12 @@ rocksdb::ColumnFamilyOptions CfOptions(size_t cf, const OpenOptions& o,
     c.write_buffer_size = 64 << 20;
     c.target_file_size_base = 64 << 20;
     t.block_size = 16 << 10;
+    // A point-in-time read seeks within one volume|block prefix: a prefix
+    // bloom filter skips the SST files that hold no version of the block.
+    // Iterators that cross blocks use total_order_seek.
+    c.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(12));
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = false;
     if (o.blob_files) {
       c.enable_blob_files = true;
       c.min_blob_size = 512;
@@ -371,7 +379,9 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
     out(line);
   }
   for (size_t cf = kBlocks; cf < kCfCount; ++cf) {
-    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator({}, impl_->cf[cf]));
+    rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[cf]));
     std::string prefix = volume == kNoVolume ? "" : IdPrefix(volume);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       std::string_view k = it->key().ToStringView();

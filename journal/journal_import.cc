@@ -42,7 +42,9 @@ Status Journal::Impl::AbandonImport(const std::string& marker_key) {
     return FromRocks(db->Delete({}, cf[kDefault], marker_key), "remove import marker");
   }
   std::string prefix = IdPrefix(volume);
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf[kBlocks]));
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[kBlocks]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     auto key = DecodeBlockKey(it->key().ToStringView());
     if (key && key.value().seq == seq) {

@@ -246,6 +246,7 @@ Status Journal::ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const {
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
+  ro.total_order_seek = true;  // crosses block prefixes
   ro.readahead_size = 2 << 20;
   ro.fill_cache = false;
   ro.async_io = true;

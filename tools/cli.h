@@ -24,7 +24,7 @@ int Fail(const Status& status, bool json);
 // Opens the journal in dir, read-only unless `write`.
 Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir, bool write,
                                                       bool create = false,
-                                                      Codec codec = Codec::kNone);
+                                                      Codec codec = Codec::kZstd);
 
 // --at TIME | --seq N | --bookmark NAME | --latest: exactly one.
 struct PointArgs {

@@ -12,7 +12,7 @@ struct ImportArgs {
   std::string image;
   uint32_t block_bytes = 4096;
   bool block_given = false;
-  std::string codec = "none";
+  std::string codec = "zstd";
   bool json = false;
 };
 int RunImport(const ImportArgs& a);

@@ -35,12 +35,14 @@ struct OpenOptions {
   // journal's write floor is above kFormatVersion.
   bool read_only = false;
   // Codec of new block values; stored in the metadata of a new journal and
-  // used by every writer of it afterwards.
-  Codec codec = Codec::kNone;
+  // used by every writer of it afterwards. zstd by measurement
+  // (docs/benchmarks.md#journal-format-choice-issue-2).
+  Codec codec = Codec::kZstd;
   // Apply() commits by itself once this many writes are pending.
   size_t group_commit_writes = 256;
-  // Keep block values in RocksDB blob files (integrated BlobDB).
-  bool blob_files = false;
+  // Keep block values in RocksDB blob files (integrated BlobDB): measured to
+  // halve compaction I/O against values in the LSM.
+  bool blob_files = true;
 };
 
 struct VolumeInfo {

@@ -1,0 +1,184 @@
+// Ingest and read throughput of the journal as built (journal/), through its
+// public API: 4 KiB random writes, 1 MiB sequential writes, 512-byte
+// sub-block writes (read-modify-write), point-in-time block reads, plus
+// CRC32C and the codecs on one 4 KiB block. Figures: docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "tidemark/journal/codec.h"
+#include "tidemark/journal/crc32c.h"
+#include "tidemark/journal/journal.h"
+
+namespace tidemark::journal {
+namespace {
+
+constexpr uint64_t kVolumeBytes = 1ull << 30;
+constexpr uint32_t kBlock = 4096;
+
+// Half pseudo-random, half text: compresses about 2:1, like file data.
+std::string MakeData(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
+  }
+  static const char kText[] = "the quick brown fox jumps over the lazy dog 0123456789 ";
+  for (size_t blk = 0; blk < n; blk += kBlock) {
+    for (size_t i = blk + kBlock / 2; i < std::min(n, blk + kBlock); ++i) {
+      s[i] = kText[i % (sizeof kText - 1)];
+    }
+  }
+  return s;
+}
+
+struct TempJournal {
+  std::string dir;
+  std::unique_ptr<Journal> j;
+  uint32_t vol = 0;
+  explicit TempJournal(Codec codec) {
+    const char* base = std::getenv("BENCH_WORK");
+    dir = std::string(base ? base : "/tmp") + "/tm-ingest-bench-" + std::to_string(getpid());
+    std::filesystem::remove_all(dir);
+    OpenOptions o;
+    o.create_if_missing = true;
+    o.codec = codec;
+    j = Journal::Open(dir, o).value();
+    vol = j->CreateVolume("bench", kVolumeBytes, kBlock).value().id;
+    auto zeros = [](uint64_t, char* b, size_t n) {
+      std::memset(b, 0, n);
+      return Status::Ok();
+    };
+    j->Import(vol, zeros, 1).value();
+  }
+  ~TempJournal() {
+    j.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+// Writes `count` writes of `len` bytes at offsets from next_offset().
+template <class NextOffset>
+void Ingest(benchmark::State& state, uint64_t len, NextOffset next_offset) {
+  const Codec codec = static_cast<Codec>(state.range(0));
+  const std::string data = MakeData(1 << 20, 7);
+  uint64_t writes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto tj = std::make_unique<TempJournal>(codec);
+    TempJournal& t = *tj;
+    std::mt19937_64 rng(1);
+    state.ResumeTiming();
+    const uint64_t count = (256ull << 20) / std::max<uint64_t>(len, kBlock);
+    for (uint64_t i = 0; i < count; ++i) {
+      WriteOp op;
+      op.seq = i + 1;
+      op.time_ns = static_cast<TimeNs>(i + 2);
+      op.offset_bytes = next_offset(rng, i);
+      op.length_bytes = len;
+      op.data = std::string_view(data).substr((i * 4096) % (data.size() - len), len);
+      Status s = t.j->Apply(t.vol, op);
+      if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    }
+    if (!t.j->Sync(t.vol)) state.SkipWithError("sync");
+    writes += count;
+    state.PauseTiming();
+    tj.reset();  // removing the files is not ingest
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(writes));
+  state.SetBytesProcessed(static_cast<int64_t>(writes * len));
+  state.SetLabel(std::string(CodecName(codec)));
+}
+
+void BM_Ingest4KiBRandom(benchmark::State& state) {
+  Ingest(state, 4096, [](std::mt19937_64& rng, uint64_t) {
+    return (rng() % (kVolumeBytes / 4096)) * 4096;
+  });
+}
+void BM_Ingest1MiBSequential(benchmark::State& state) {
+  Ingest(state, 1 << 20, [](std::mt19937_64&, uint64_t i) {
+    return (i << 20) % kVolumeBytes;
+  });
+}
+void BM_Ingest512SubBlock(benchmark::State& state) {
+  Ingest(state, 512, [](std::mt19937_64& rng, uint64_t) {
+    return (rng() % ((64ull << 20) / 512)) * 512;  // 64 MiB hot area: RMW of real data
+  });
+}
+
+void BM_PointInTimeRead(benchmark::State& state) {
+  const Codec codec = static_cast<Codec>(state.range(0));
+  TempJournal t(codec);
+  const std::string data = MakeData(1 << 20, 9);
+  constexpr uint64_t kBlocks = (64ull << 20) / 4096;
+  std::mt19937_64 rng(3);
+  const uint64_t writes = kBlocks * 3;  // ~3 versions per block
+  for (uint64_t i = 0; i < writes; ++i) {
+    WriteOp op{i + 1, static_cast<TimeNs>(i + 2), OpKind::kWrite, (rng() % kBlocks) * 4096,
+               4096, std::string_view(data).substr((i * 4096) % (data.size() - 4096), 4096)};
+    if (!t.j->Apply(t.vol, op).ok()) state.SkipWithError("apply");
+  }
+  if (!t.j->Sync(t.vol)) state.SkipWithError("sync");
+  std::string out(4096, '\0');
+  for (auto _ : state) {
+    Status s = t.j->ReadBlock(t.vol, rng() % kBlocks, rng() % (writes + 1), out.data());
+    if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(std::string(CodecName(codec)));
+}
+
+void BM_Crc32c4KiB(benchmark::State& state) {
+  const std::string data = MakeData(4096, 5);
+  for (auto _ : state) benchmark::DoNotOptimize(Crc32c(data));
+  state.SetBytesProcessed(state.iterations() * 4096);
+}
+
+void BM_Compress4KiB(benchmark::State& state) {
+  const Codec codec = static_cast<Codec>(state.range(0));
+  const std::string data = MakeData(4096, 5);
+  std::string out;
+  for (auto _ : state) benchmark::DoNotOptimize(Compress(codec, data, &out));
+  state.SetBytesProcessed(state.iterations() * 4096);
+  Compress(codec, data, &out);
+  state.counters["ratio"] = static_cast<double>(out.size()) / 4096;
+  state.SetLabel(std::string(CodecName(codec)));
+}
+
+void BM_Decompress4KiB(benchmark::State& state) {
+  const Codec codec = static_cast<Codec>(state.range(0));
+  const std::string data = MakeData(4096, 5);
+  std::string packed;
+  if (!Compress(codec, data, &packed)) packed = data;
+  std::string out(4096, '\0');
+  for (auto _ : state) {
+    Status s = Decompress(codec, packed, out.data(), 4096);
+    benchmark::DoNotOptimize(s.ok());
+  }
+  state.SetBytesProcessed(state.iterations() * 4096);
+  state.SetLabel(std::string(CodecName(codec)));
+}
+
+void Codecs(benchmark::internal::Benchmark* b) {
+  for (Codec c : {Codec::kNone, Codec::kZstd, Codec::kIgzip}) b->Arg(static_cast<int>(c));
+}
+
+BENCHMARK(BM_Ingest4KiBRandom)->Apply(Codecs)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Ingest1MiBSequential)->Apply(Codecs)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Ingest512SubBlock)->Arg(0)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PointInTimeRead)->Arg(0)->Arg(1)->UseRealTime();
+BENCHMARK(BM_Crc32c4KiB);
+BENCHMARK(BM_Compress4KiB)->Arg(1)->Arg(2);
+BENCHMARK(BM_Decompress4KiB)->Apply(Codecs);
+
+}  // namespace
+}  // namespace tidemark::journal
+
+BENCHMARK_MAIN();
