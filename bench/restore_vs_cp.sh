@@ -11,7 +11,7 @@
 # and are removed at the end.
 set -euo pipefail
 build=$1; shift
-size_mib=4096 rounds=3 codec=none
+size_mib=4096 rounds=3 codec=zstd
 while [ $# -gt 0 ]; do
   case $1 in
     --size-mib) size_mib=$2; shift 2 ;;

@@ -40,9 +40,11 @@ struct OpenOptions {
   Codec codec = Codec::kZstd;
   // Apply() commits by itself once this many writes are pending.
   size_t group_commit_writes = 256;
-  // Keep block values in RocksDB blob files (integrated BlobDB): measured to
-  // halve compaction I/O against values in the LSM.
-  bool blob_files = true;
+  // Keep block values in RocksDB blob files (integrated BlobDB). It halves
+  // compaction I/O, but a restore then reads every block with a random
+  // 4 KiB read: measured 22 MiB/s cold against 247 with values in the LSM
+  // (docs/benchmarks.md), so it is off by default.
+  bool blob_files = false;
 };
 
 struct VolumeInfo {
