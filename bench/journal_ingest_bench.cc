@@ -66,7 +66,7 @@ struct TempJournal {
 template <class NextOffset>
 void Ingest(benchmark::State& state, uint64_t len, NextOffset next_offset) {
   const Codec codec = static_cast<Codec>(state.range(0));
-  const std::string data = MakeData(1 << 20, 7);
+  const std::string data = MakeData(2 << 20, 7);  // room for 1 MiB slices
   uint64_t writes = 0;
   for (auto _ : state) {
     state.PauseTiming();
@@ -74,7 +74,9 @@ void Ingest(benchmark::State& state, uint64_t len, NextOffset next_offset) {
     TempJournal& t = *tj;
     std::mt19937_64 rng(1);
     state.ResumeTiming();
-    const uint64_t count = (256ull << 20) / std::max<uint64_t>(len, kBlock);
+    // TM_BENCH_QUICK (CI smoke runs): an eighth of the work.
+    const uint64_t total = std::getenv("TM_BENCH_QUICK") ? (32ull << 20) : (256ull << 20);
+    const uint64_t count = total / std::max<uint64_t>(len, kBlock);
     for (uint64_t i = 0; i < count; ++i) {
       WriteOp op;
       op.seq = i + 1;
@@ -116,7 +118,7 @@ void BM_PointInTimeRead(benchmark::State& state) {
   const Codec codec = static_cast<Codec>(state.range(0));
   TempJournal t(codec);
   const std::string data = MakeData(1 << 20, 9);
-  constexpr uint64_t kBlocks = (64ull << 20) / 4096;
+  const uint64_t kBlocks = (std::getenv("TM_BENCH_QUICK") ? (8ull << 20) : (64ull << 20)) / 4096;
   std::mt19937_64 rng(3);
   const uint64_t writes = kBlocks * 3;  // ~3 versions per block
   for (uint64_t i = 0; i < writes; ++i) {

@@ -35,4 +35,13 @@ for exe in "$build_dir"/bench/*_bench; do
   fi
 done
 (( found )) || echo "$0: no benchmark programs in $build_dir/bench (is libbenchmark-dev installed?)" >&2
+
+# End-to-end comparisons (shell scripts beside this one).
+here=$(dirname "$0")
+echo "== restore_vs_cp"
+if (( quick )); then
+  "$here/restore_vs_cp.sh" "$build_dir" --size-mib 64 --rounds 1 || failed=1
+else
+  "$here/restore_vs_cp.sh" "$build_dir" || failed=1
+fi
 exit "$failed"

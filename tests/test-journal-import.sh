@@ -128,6 +128,7 @@ for variant in zstd:4096 igzip:4096 none:65536 zstd:512; do
     T restore --journal "$jv" fs1 --latest --output "$tmp/r1.img" >/dev/null
     cmp "$tmp/r0.img" "$tmp/base.img" || fail "$variant: seq 0 differs"
     cmp "$tmp/r1.img" "$tmp/changed.img" || fail "$variant: latest differs"
+    T journal verify --journal "$jv" || fail "$variant: journal verify found problems"
     echo "ok: codec $codec, block size $bs"
     rm -rf "$jv"
 done

@@ -44,8 +44,9 @@ Result<journal::PointSpec> PointArgs::Spec(TimeNs now_ns) const {
   if (latest) {
     spec.kind = journal::PointSpec::Kind::kLatest;
   } else if (seq) {
+    if (*seq < 0) return Status::InvalidArgument("--seq must be 0 or more");
     spec.kind = journal::PointSpec::Kind::kSeq;
-    spec.seq = *seq;
+    spec.seq = static_cast<Seq>(*seq);
   } else if (!bookmark.empty()) {
     spec.kind = journal::PointSpec::Kind::kBookmark;
     spec.bookmark = bookmark;

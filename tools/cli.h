@@ -29,7 +29,7 @@ Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir, bo
 // --at TIME | --seq N | --bookmark NAME | --latest: exactly one.
 struct PointArgs {
   std::string at;
-  std::optional<uint64_t> seq;
+  std::optional<int64_t> seq;  // signed, so that -1 is an error, not 2^64-1
   std::string bookmark;
   bool latest = false;
   void Add(CLI::App* cmd);

@@ -1,4 +1,4 @@
-// tidemark journal import|replay|dump|set-floors
+// tidemark journal import|replay|dump|verify|set-floors
 #include <cstdio>
 
 #include "cli.h"
@@ -28,6 +28,47 @@ int RunDump(const DumpArgs& a) {
   };
   Status s = run();
   return s.ok() ? 0 : Fail(s, false);
+}
+
+struct VerifyArgs {
+  std::string journal_dir;
+  std::string volume;
+  bool json = false;
+};
+
+int RunVerify(const VerifyArgs& a) {
+  auto run = [&]() -> Status {
+    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+    uint32_t id = journal::Journal::kNoVolume;
+    if (!a.volume.empty()) {
+      BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
+      id = vol.id;
+    }
+    nlohmann::json problems = nlohmann::json::array();
+    auto stats = j->Verify(id, [&](std::string_view line) {
+      if (a.json) {
+        problems.push_back(std::string(line));
+      } else {
+        std::printf("problem: %.*s\n", static_cast<int>(line.size()), line.data());
+      }
+    });
+    if (!stats) return stats.error().Annotate("journal " + a.journal_dir);
+    if (a.json) {
+      std::printf("%s\n", nlohmann::json({{"ok", true},
+                                          {"seqs", stats.value().seqs},
+                                          {"block_versions", stats.value().blocks},
+                                          {"problems", problems}})
+                              .dump()
+                              .c_str());
+    } else {
+      std::printf("journal %s is consistent: %llu seqs, %llu block versions checked\n",
+                  a.journal_dir.c_str(), static_cast<unsigned long long>(stats.value().seqs),
+                  static_cast<unsigned long long>(stats.value().blocks));
+    }
+    return Status::Ok();
+  };
+  Status s = run();
+  return s.ok() ? 0 : Fail(s, a.json);
 }
 
 struct FloorArgs {
@@ -87,6 +128,14 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   dump->add_option("--journal", d->journal_dir, "journal directory")->required();
   dump->add_option("VOLUME", d->volume, "only this volume's records");
   dump->callback([d, exit_code] { *exit_code = RunDump(*d); });
+
+  auto v = std::make_shared<VerifyArgs>();
+  CLI::App* verify = jc->add_subcommand(
+      "verify", "check every stored value's CRC and that every seq's blocks are present");
+  verify->add_option("--journal", v->journal_dir, "journal directory")->required();
+  verify->add_option("VOLUME", v->volume, "only this volume");
+  verify->add_flag("--json", v->json, "print JSON");
+  verify->callback([v, exit_code] { *exit_code = RunVerify(*v); });
 
   auto f = std::make_shared<FloorArgs>();
   CLI::App* floors = jc->add_subcommand(

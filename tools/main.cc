@@ -1,6 +1,7 @@
 // tidemark: the command. Each subcommand lives in its own cmd_*.cc.
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "cli.h"
 
@@ -16,6 +17,13 @@ int main(int argc, char** argv) {
   AddRestoreCommand(app, &exit_code);
   AddPointsCommands(app, &exit_code);
   AddJournalCommand(app, &exit_code);
+  const std::string first = argc > 1 ? argv[1] : "";
+  auto named = [&](const CLI::App* sub) { return sub->get_name() == first; };
+  if (!first.empty() && first[0] != '-' && app.get_subcommands(named).empty()) {
+    return Fail(tidemark::Status::InvalidArgument(std::string("unknown command '") + argv[1] +
+                                                  "' (see --help)"),
+                false);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -173,6 +173,19 @@ class Journal {
   Result<std::vector<Extent>> ChangedExtents(uint32_t volume, Seq after, Seq upto) const;
 
   // ---- maintenance ----
+  struct VerifyStats {
+    uint64_t seqs = 0;         // seq records checked
+    uint64_t blocks = 0;       // block versions whose CRC was checked
+    uint64_t problems = 0;     // lines passed to `problem`
+  };
+  // Checks the journal (or one volume) end to end: every stored value's CRC
+  // and shape, that every block a seq record says it changed has its
+  // version at that seq (or a range record), and that every range,
+  // bookmark and time key points at a seq record. Each problem is one line
+  // to `problem` naming volume, block and seq. kCorruption when there was
+  // any problem; kOk otherwise.
+  Result<VerifyStats> Verify(uint32_t volume,
+                             const std::function<void(std::string_view line)>& problem) const;
   // Rewrites the format floors (compatibility tests, `journal set-floors`).
   Status SetFloors(uint32_t read_floor, uint32_t write_floor);
   // Every record in key order, one line each, for `journal dump`:
