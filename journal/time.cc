@@ -130,10 +130,12 @@ Result<TimeNs> ParseTime(std::string_view text, TimeNs now_ns) {
   parts.tm_min = min;
   parts.tm_sec = sec;
   int64_t epoch_s = static_cast<int64_t>(timegm(&parts)) - offset_s;
-  // Nanoseconds since 1970 fit in int64 until 2262: later times saturate
-  // (they are "in the future" to every caller), earlier than 1678 likewise.
+  // Nanoseconds since 1970 fit in int64 until 2262: later times are in the
+  // future for every caller; earlier than 1678 saturate (before any point).
   constexpr int64_t kMaxS = INT64_MAX / 1'000'000'000 - 1;
-  if (epoch_s > kMaxS) return INT64_MAX;
+  if (epoch_s > kMaxS) {
+    return Status::InvalidArgument("time '" + std::string(text) + "' is in the future");
+  }
   if (epoch_s < -kMaxS) return INT64_MIN + 1;
   return epoch_s * 1'000'000'000 + frac_ns;
 }
