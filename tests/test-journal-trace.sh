@@ -8,7 +8,7 @@ source "$(dirname "$0")/functions.sh"
 
 requires python3 cmp "$TIDEMARK"
 
-traces=${TM_TRACES_DIR:-$TM_SOURCE_ROOT/../shared/traces}
+traces=${TM_TRACES_DIR:-$TM_SOURCE_ROOT/tests/data/traces}
 trace=$traces/tpcc-small.trace
 [ -r "$trace" ] || skip "trace not found: $trace"
 ref=$TM_SOURCE_ROOT/tests/lib/trace_ref.py
