@@ -34,7 +34,12 @@ Connection::Connection(int fd, const std::vector<Export>* exports)
 
 Connection::~Connection() { ::close(fd_); }
 
-void Connection::Shutdown() { ::shutdown(fd_, SHUT_RD); }
+void Connection::Shutdown(bool hard) { ::shutdown(fd_, hard ? SHUT_RDWR : SHUT_RD); }
+
+bool Connection::WaitDone(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(state_mu_);
+  return idle_cv_.wait_until(lock, deadline, [this] { return done_; });
+}
 
 void Connection::Run() {
   if (Handshake()) Transmission();
@@ -46,6 +51,9 @@ void Connection::Run() {
   }
   ::shutdown(fd_, SHUT_RDWR);
   if (device_) device_->ConnectionClosed();
+  std::lock_guard<std::mutex> lock(state_mu_);
+  done_ = true;
+  idle_cv_.notify_all();
 }
 
 bool Connection::ReadFull(void* buf, size_t len) {

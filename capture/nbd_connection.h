@@ -12,6 +12,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -37,8 +38,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // for in-flight replies, tells the device, and closes the socket.
   void Run();
   // Unblocks Run()'s reads (shutdown(SHUT_RD)); replies in flight still go
-  // out. Callable from any thread, any number of times.
-  void Shutdown();
+  // out. With `hard`, also cuts the write side, so a reply blocked on a client
+  // that does not read fails (and later ones are dropped). Callable from any
+  // thread, any number of times.
+  void Shutdown(bool hard = false);
+  // Waits until Run() has finished or `deadline` passed; true if finished.
+  bool WaitDone(std::chrono::steady_clock::time_point deadline);
 
  private:
   struct RequestHeader {
@@ -90,6 +95,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::mutex state_mu_;
   std::condition_variable idle_cv_;
   uint64_t outstanding_ = 0;  // guarded by state_mu_
+  bool done_ = false;         // guarded by state_mu_: Run() finished
 };
 
 // NBD errno for a device Status: kNoSpace -> ENOSPC, kInvalidArgument ->

@@ -157,7 +157,14 @@ class Server::Impl {
         finished_.clear();
       }
       for (auto& [id, entry] : conns) entry.conn->Shutdown();
-      for (auto& [id, entry] : conns) entry.thread.join();
+      const auto deadline = std::chrono::steady_clock::now() + options_.stop_grace;
+      for (auto& [id, entry] : conns) {
+        if (!entry.conn->WaitDone(deadline)) {
+          spdlog::warn("nbd: a client does not read its replies; cutting it off");
+          entry.conn->Shutdown(/*hard=*/true);
+        }
+        entry.thread.join();
+      }
       if (listen_fd_ >= 0) ::close(listen_fd_);
       listen_fd_ = -1;
       if (!unix_path_.empty()) ::unlink(unix_path_.c_str());

@@ -605,6 +605,23 @@ TEST_F(NbdTest, StopUnblocksIdleClients) {
   EXPECT_NE(::access(sock_.c_str(), F_OK), 0);  // the socket file is gone
 }
 
+TEST_F(NbdTest, StopCutsOffClientsThatDoNotReadReplies) {
+  ServerOptions o;
+  o.listen = "unix:" + sock_;
+  o.exports.push_back({"disk", "", dev_});
+  o.stop_grace = std::chrono::milliseconds(200);
+  auto s = Server::Start(std::move(o));
+  ASSERT_TRUE(s);
+  server_ = std::move(s.value());
+  auto c = Connect();
+  c->Go("disk");
+  for (uint64_t i = 0; i < 32; ++i) c->Request(kRead, i, 0, kSize);  // 32 MiB of replies, unread
+  while (dev_->submitted().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
 TEST_F(NbdTest, TcpEphemeralPort) {
   StartServer("127.0.0.1:0");
   std::string addr = server_->address();

@@ -127,6 +127,7 @@ void Connection::Transmission() {
 
 void Connection::FinishOne() {
   std::lock_guard<std::mutex> lock(state_mu_);
+  TM_CHECK(outstanding_ > 0);  // a device called a ReplyFn twice
   if (--outstanding_ == 0) idle_cv_.notify_all();
 }
 

@@ -20,6 +20,7 @@ std::string_view ValueKindName(ValueKind kind) {
     case ValueKind::kRange: return "range";
     case ValueKind::kBookmark: return "bookmark";
     case ValueKind::kFlush: return "flush";
+    case ValueKind::kCheckpoint: return "checkpoint";
   }
   return "unknown";
 }
@@ -30,6 +31,12 @@ std::string MetaKey() { return "M"; }
 
 std::string VolumeKey(uint32_t volume) {
   std::string k = "V";
+  PutBE(&k, volume, 4);
+  return k;
+}
+
+std::string CheckpointKey(uint32_t volume) {
+  std::string k = "B";
   PutBE(&k, volume, 4);
   return k;
 }
@@ -323,6 +330,20 @@ Result<FlushRecord> DecodeFlush(std::string_view stored) {
   f.flags = static_cast<uint8_t>(r.LE(1));
   TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kFlush));
   return f;
+}
+
+std::string EncodeCheckpoint(Seq seq) {
+  std::string p;
+  PutLE(&p, seq, 8);
+  return EncodeValue(ValueKind::kCheckpoint, Codec::kNone, p);
+}
+
+Result<Seq> DecodeCheckpoint(std::string_view stored) {
+  BOOST_OUTCOME_TRY(p, Payload(stored, ValueKind::kCheckpoint));
+  coding::Reader r(p);
+  Seq seq = r.LE(8);
+  TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kCheckpoint));
+  return seq;
 }
 
 std::string EncodeTime() { return EncodeValue(ValueKind::kTime, Codec::kNone, {}); }

@@ -6,6 +6,7 @@
 #include <rocksdb/table.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
@@ -82,6 +83,18 @@ std::string Hex(std::string_view s) {
   return out;
 }
 
+// True when another process holds RocksDB's LOCK file (a writer is running).
+bool LockHeldElsewhere(const std::string& dir) {
+  int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  bool held = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
 Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const OpenOptions& o,
                                                bool read_only) {
   auto impl = std::make_unique<Journal::Impl>();
@@ -102,9 +115,22 @@ Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const Open
     cfs.emplace_back(kColumnFamilies[i], CfOptions(i, o, cache));
   }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      read_only ? rocksdb::DB::OpenForReadOnly(db_opts, dir, cfs, &impl->cf, &raw)
-                : rocksdb::DB::Open(db_opts, dir, cfs, &impl->cf, &raw);
+  rocksdb::Status s;
+  if (read_only && LockHeldElsewhere(dir)) {
+    // A daemon has the journal open for writing: follow it as a RocksDB
+    // secondary instance (its own info log and state in a private dir).
+    std::string tmpl = (std::getenv("TMPDIR") ? std::string(std::getenv("TMPDIR")) : "/tmp") +
+                       "/tidemark-secondary-XXXXXX";
+    if (!mkdtemp(tmpl.data())) return Status::FromErrno(errno, "create " + tmpl);
+    impl->secondary_dir = tmpl;
+    db_opts.max_open_files = -1;  // required by secondary instances
+    s = rocksdb::DB::OpenAsSecondary(db_opts, dir, tmpl, cfs, &impl->cf, &raw);
+    if (s.ok()) s = raw->TryCatchUpWithPrimary();
+  } else if (read_only) {
+    s = rocksdb::DB::OpenForReadOnly(db_opts, dir, cfs, &impl->cf, &raw);
+  } else {
+    s = rocksdb::DB::Open(db_opts, dir, cfs, &impl->cf, &raw);
+  }
   if (!s.ok()) {
     if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
       return Status::TryAgain("journal " + dir + " is in use by another process");
@@ -151,6 +177,11 @@ Journal::Impl::~Impl() {
     }
     for (auto* h : cf) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     db->Close().PermitUncheckedError();
+    db.reset();
+  }
+  if (!secondary_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(secondary_dir, ec);
   }
 }
 
@@ -344,6 +375,36 @@ Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_by
   return st.Info();
 }
 
+Status Journal::SetBackingCheckpoint(uint32_t volume, Seq seq) {
+  TM_RETURN_IF_ERROR(impl_->Writable());
+  BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
+  (void)vol;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(
+      impl_->db->Put(wo, impl_->cf[kDefault], CheckpointKey(volume), EncodeCheckpoint(seq)),
+      "write backing checkpoint");
+}
+
+Result<Seq> Journal::BackingCheckpoint(uint32_t volume) const {
+  BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
+  (void)vol;
+  std::string v;
+  rocksdb::Status s = impl_->db->Get({}, impl_->cf[kDefault], CheckpointKey(volume), &v);
+  if (s.IsNotFound()) return kNoSeq;
+  TM_RETURN_IF_ERROR(FromRocks(s, "read backing checkpoint"));
+  return DecodeCheckpoint(v);
+}
+
+Status Journal::CatchUp() {
+  if (impl_->secondary_dir.empty()) return Status::Ok();
+  TM_RETURN_IF_ERROR(FromRocks(impl_->db->TryCatchUpWithPrimary(), "follow the journal writer"));
+  // Volumes and ranges may have changed: reload them.
+  impl_->volumes.clear();
+  impl_->spaces.clear();
+  return impl_->LoadState();
+}
+
 Status Journal::SetFloors(uint32_t read_floor, uint32_t write_floor) {
   TM_RETURN_IF_ERROR(impl_->Writable());
   MetaRecord m = impl_->meta;
@@ -377,6 +438,10 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
               ":size=" + std::to_string(e.size_bytes) + ",block=" + std::to_string(e.block_bytes);
     }
     out(line);
+    auto cp = BackingCheckpoint(id);
+    if (cp && cp.value() != kNoSeq) {
+      out("checkpoint volume=" + std::to_string(id) + " seq=" + std::to_string(cp.value()));
+    }
   }
   for (size_t cf = kBlocks; cf < kCfCount; ++cf) {
     rocksdb::ReadOptions ro;

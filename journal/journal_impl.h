@@ -62,6 +62,7 @@ class Journal::Impl {
   OpenOptions options;
   bool read_only = false;
   std::string read_only_reason;
+  std::string secondary_dir;  // set when following a running writer
   MetaRecord meta;
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cf;  // indexed by Cf

@@ -42,6 +42,7 @@ std::string HumanBytes(uint64_t bytes);
 // Registration of the subcommands; each sets *exit_code when it runs.
 void AddRestoreCommand(CLI::App& app, int* exit_code);
 void AddPointsCommands(CLI::App& app, int* exit_code);  // points, bookmark
-void AddJournalCommand(CLI::App& app, int* exit_code);  // journal import|replay|dump|set-floors
+void AddJournalCommand(CLI::App& app, int* exit_code);  // journal import|replay|dump|verify|set-floors
+void AddProtectCommand(CLI::App& app, int* exit_code);
 
 }  // namespace tidemark::tools

@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "daemon.h"
+#include "tidemark/target/control.h"
 #include "tidemark/journal/time.h"
 
 namespace tidemark::tools {
@@ -80,6 +82,21 @@ struct BookmarkArgs {
 
 int RunBookmark(const BookmarkArgs& a) {
   auto run = [&]() -> Status {
+    if (auto daemon = RunningDaemon(a.journal_dir); daemon && daemon->contains("control")) {
+      // A daemon owns the journal: the bookmark goes through it, ordered
+      // with the writes it receives.
+      BOOST_OUTCOME_TRY(out, target::ControlCall(daemon->at("control").get<std::string>(), "POST",
+                                                 "/v1/volumes/" + a.volume + "/bookmarks",
+                                                 {{"name", a.name}}));
+      if (a.json) {
+        std::printf("%s\n", out.dump().c_str());
+      } else {
+        std::printf("bookmark %s on %s at seq %s (%s)\n", a.name.c_str(), a.volume.c_str(),
+                    out.value("seq", nlohmann::json()).dump().c_str(),
+                    out.value("time", std::string("?")).c_str());
+      }
+      return Status::Ok();
+    }
     BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/true));
     BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
     BOOST_OUTCOME_TRY(b, j->AddBookmark(vol.id, a.name, NowNs()));

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   AddRestoreCommand(app, &exit_code);
   AddPointsCommands(app, &exit_code);
   AddJournalCommand(app, &exit_code);
+  AddProtectCommand(app, &exit_code);
   const std::string first = argc > 1 ? argv[1] : "";
   auto named = [&](const CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named).empty()) {

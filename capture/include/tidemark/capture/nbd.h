@@ -10,14 +10,24 @@
 // the requests were received on the socket, from that connection's one
 // reader thread; the device may complete them asynchronously and in any
 // order (NBD replies carry the client's handle). Requests the server
-// rejects (out of range, misaligned, unknown command, write to a read-only
-// export) are answered with an error and never reach the device; the
-// connection stays up.
+// rejects are answered with an error and never reach the device; the
+// connection stays up: unknown command, flag or unadvertised command, zero
+// length, offset or length not a multiple of min_block_bytes(), READ/WRITE
+// longer than max_block_bytes(), FLUSH with a range, BLOCK_STATUS without a
+// negotiated base:allocation -> EINVAL; a range past size_bytes() -> EINVAL
+// (ENOSPC for WRITE and WRITE_ZEROES, as proto.md asks); WRITE, TRIM or
+// WRITE_ZEROES on a read-only export -> EPERM. A WRITE whose payload is cut
+// short ends the connection.
+//
+// Replies are written to the socket by the thread that calls the ReplyFn,
+// under a per-connection lock: a ReplyFn blocks while the client does not
+// read its replies (TCP backpressure).
 //
 // Thread-safety: Server's methods may be called from any thread. A device's
 // Submit() may be called concurrently from different connections' threads.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -81,9 +91,16 @@ class BlockDevice {
   virtual uint32_t max_block_bytes() const { return 32u << 20; }
   virtual bool supports_trim() const { return true; }
   virtual bool supports_block_status() const { return true; }
-  // Handles one validated request; calls reply exactly once, from any thread.
+  // Handles one validated request; must call `reply` exactly once, from any
+  // thread, possibly before Submit() returns. A connection (and Stop()) waits
+  // for every outstanding reply before it closes, so a request never answered
+  // keeps its connection open. kFlush must make durable every write already
+  // replied to (at least on the same connection: the server does not
+  // advertise CAN_MULTI_CONN); kFlagFua makes that one request durable before
+  // the reply. kTrim and kWriteZeroes must read back as zeros.
   virtual void Submit(Request request, ReplyFn reply) = 0;
-  // Called once when a connection closes (after its last reply was sent).
+  // Called once per connection that reached the transmission phase on this
+  // device, after its last reply was sent (from the connection's thread).
   virtual void ConnectionClosed() {}
 };
 
@@ -98,21 +115,32 @@ struct ServerOptions {
   // ":10809" for all addresses).
   std::string listen;
   std::vector<Export> exports;  // the empty export name maps to the first one
+  // Clients beyond this many open connections are accepted and closed at once.
   unsigned max_connections = 16;
+  // Stop() lets in-flight replies go out for this long, then cuts the sockets
+  // of clients that do not read them (their later replies are dropped).
+  std::chrono::milliseconds stop_grace{10000};
 };
 
 class Server {
  public:
-  // Binds and listens (a stale unix socket file is replaced); kInvalidArgument
-  // for a bad address, kIOError when it cannot bind.
+  // Binds and listens (a stale unix socket file is replaced; the file is
+  // removed again by Stop()); kInvalidArgument for a bad address, no exports,
+  // duplicate export names or bad block sizes (min/preferred must be powers of
+  // two, min <= 64 KiB, min <= preferred <= max); kIOError when it cannot
+  // bind.
   static Result<std::unique_ptr<Server>> Start(ServerOptions options);
   ~Server();  // Stop()s
-  // Stops accepting, closes every connection after in-flight replies, joins.
+  // Stops accepting, closes every connection after in-flight replies (see
+  // ServerOptions::stop_grace), joins. Idempotent; concurrent calls wait for
+  // the first to finish.
   void Stop();
-  // The address actually bound (TCP port 0 resolves to the chosen port).
+  // The address actually bound: "unix:/path", "127.0.0.1:40123" or
+  // "[::1]:40123" (TCP port 0 resolves to the chosen port).
   std::string address() const;
   // Blocks until Stop() is called from another thread or a signal handler
-  // (via StopFromSignal).
+  // (via StopFromSignal), then Stop()s: when it returns, the server is
+  // stopped.
   void Wait();
   // Async-signal-safe request to stop (for SIGINT/SIGTERM handlers).
   void StopFromSignal();

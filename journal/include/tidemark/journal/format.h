@@ -52,6 +52,7 @@ enum class ValueKind : uint8_t {
   kRange = 7,
   kBookmark = 8,
   kFlush = 9,
+  kCheckpoint = 10,  // the newest seq known to be on the tap's backing
 };
 inline constexpr uint8_t kKindSkippable = 0x80;
 std::string_view ValueKindName(ValueKind kind);
@@ -61,6 +62,7 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 // ---- keys ----------------------------------------------------------------
 // default:   'M'                      -> MetaRecord
 //            'V' be32 volume          -> VolumeRecord
+//            'B' be32 volume          -> backing checkpoint (a seq)
 // blocks:    be32 volume be64 block be64 ~seq -> block bytes or zero block
 // seqs:      be32 space  be64 seq     -> SeqRecord
 // times:     be32 space  be64 time_ns be64 seq -> (empty)
@@ -69,6 +71,7 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 // flushes:   be32 space  be64 seq     -> FlushRecord
 std::string MetaKey();
 std::string VolumeKey(uint32_t volume);
+std::string CheckpointKey(uint32_t volume);
 std::string BlockKey(uint32_t volume, uint64_t block, Seq seq);
 std::string SeqKey(uint32_t space, Seq seq);
 std::string TimeKey(uint32_t space, TimeNs time_ns, Seq seq);
@@ -180,6 +183,11 @@ struct FlushRecord {
 };
 std::string EncodeFlush(const FlushRecord& rec);
 Result<FlushRecord> DecodeFlush(std::string_view stored);
+
+// Everything up to this seq is on the volume's backing (the tap's
+// fdatasync'ed file or device); the tail after it is replayed at start.
+std::string EncodeCheckpoint(Seq seq);
+Result<Seq> DecodeCheckpoint(std::string_view stored);
 
 std::string EncodeTime();  // the (empty) value of a time index key
 Status CheckTime(std::string_view stored);

@@ -147,6 +147,15 @@ class Journal {
   Result<Seq> Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
                      Seq seq = kNoSeq);
 
+  // Records that every seq up to `seq` of the volume is on its backing
+  // (synced). Written with a synced WAL write.
+  Status SetBackingCheckpoint(uint32_t volume, Seq seq);
+  // The last checkpoint, or kNoSeq when none was set.
+  Result<Seq> BackingCheckpoint(uint32_t volume) const;
+  // Secondary instances (a reader following a running writer): catch up
+  // with what the writer has written since. A no-op otherwise.
+  Status CatchUp();
+
   // ---- reader ----
   // The volume's first (seq 0) and newest committed points; kNotFound when
   // the volume has none.

@@ -1,0 +1,121 @@
+// The tap: an NBD block device in front of a backing file or block device
+// that records every write, in receipt order, before it reaches the backing
+// (DESIGN.md decisions 2 and 5).
+//
+// Each WRITE, TRIM and WRITE_ZEROES gets a seq and a wall-clock time when it
+// is received (Submit() runs in receipt order per connection; seqs are
+// assigned under one lock across connections). One writer thread takes the
+// queued writes in seq order, a batch at a time: it records the batch
+// (Recorder::Record, then Commit), applies it to the backing in seq order
+// (writes that overlap an earlier one of the same batch wait for it), syncs
+// when a FLUSH or FUA asks for it, and only then replies. So the recorder is
+// never behind the backing, and the backing never has a write the recorder
+// could lose in a process crash.
+//
+// Thread-safety: Submit() from any connection thread; the rest from one.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "tidemark/capture/nbd.h"
+#include "tidemark/journal/status.h"
+#include "tidemark/journal/types.h"
+
+namespace tidemark::capture {
+
+// One recorded write (bytes, multiples of 512; data only for kWrite).
+struct TapWrite {
+  Seq seq = 0;
+  TimeNs time_ns = 0;
+  OpKind op = OpKind::kWrite;
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
+  std::string_view data;
+  uint8_t flags = 0;  // kSeqFua
+};
+
+// Where the tap records writes: the journal in embedded mode (tools/), the
+// shipping queue in remote mode (#4). Called from the tap's writer thread.
+class Recorder {
+ public:
+  virtual ~Recorder() = default;
+  virtual Status Record(const TapWrite& write) = 0;
+  // A FLUSH covering everything up to `seq`.
+  virtual Status MarkFlush(Seq seq, TimeNs time_ns) = 0;
+  // Everything recorded so far survives a process crash once this returns.
+  virtual Status Commit() = 0;
+  // ... and a power cut.
+  virtual Status Sync() = 0;
+  // Every seq up to `seq` is on the synced backing.
+  virtual Status Checkpoint(Seq seq) = 0;
+};
+
+// The protected volume: a regular file or a block device.
+class Backing {
+ public:
+  // Opens read-write; kNotFound / kInvalidArgument (not a file or device,
+  // size not a multiple of 512) with the path in the message.
+  static Result<std::unique_ptr<Backing>> Open(const std::string& path);
+  ~Backing();
+  uint64_t size_bytes() const { return size_bytes_; }
+  bool is_block_device() const { return block_device_; }
+  int fd() const { return fd_; }
+  Status Read(uint64_t offset_bytes, char* out, size_t len) const;
+  Status Write(uint64_t offset_bytes, std::string_view data) const;
+  // Zeros a range: a hole in a file (punch) or, with allocate, written
+  // zeros; BLKZEROOUT on a device.
+  Status Zero(uint64_t offset_bytes, uint64_t len, bool allocate) const;
+  Status Sync() const;
+  // base:allocation of a range from SEEK_DATA/SEEK_HOLE (devices: all data).
+  Status Allocation(uint64_t offset_bytes, uint32_t len,
+                    std::vector<nbd::AllocationExtent>* out) const;
+
+ private:
+  Backing(std::string path, int fd, uint64_t size, bool block_device)
+      : path_(std::move(path)), fd_(fd), size_bytes_(size), block_device_(block_device) {}
+  std::string path_;
+  int fd_;
+  uint64_t size_bytes_;
+  bool block_device_;
+};
+
+struct TapOptions {
+  Seq last_seq = 0;          // the newest seq already recorded
+  TimeNs last_time_ns = 0;   // its time (times never go backwards)
+  size_t max_batch = 256;    // writes recorded per Commit at most
+  unsigned queue_depth = 32; // backing writes in flight (io_uring)
+  // The backing is synced and a checkpoint recorded at least this often
+  // while writes arrive (bounds the tail replayed after a crash).
+  std::chrono::milliseconds checkpoint_interval{5000};
+};
+
+class Tap : public nbd::BlockDevice {
+ public:
+  static Result<std::shared_ptr<Tap>> Create(std::unique_ptr<Backing> backing,
+                                             Recorder* recorder, TapOptions options);
+  ~Tap() override;
+
+  uint64_t size_bytes() const override;
+  bool supports_block_status() const override { return true; }
+  void Submit(nbd::Request request, nbd::ReplyFn reply) override;
+
+  // Drains the queue, syncs the backing and the recorder, checkpoints, and
+  // stops the writer thread. Later writes are refused.
+  Status Shutdown();
+  // The newest seq assigned.
+  Seq last_seq() const;
+  // The first recorder or backing error; once set, writes are refused (EIO)
+  // so the backing never runs ahead of what was recorded.
+  Status failure() const;
+
+  class Impl;
+
+ private:
+  explicit Tap(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidemark::capture

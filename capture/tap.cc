@@ -1,0 +1,281 @@
+#include "tidemark/capture/tap.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "tidemark/capture/uring.h"
+#include "tidemark/journal/time.h"
+
+namespace tidemark::capture {
+
+namespace {
+
+struct Item {
+  nbd::Request request;
+  nbd::ReplyFn reply;
+  Seq seq = kNoSeq;        // writes: their seq; FLUSH: the newest seq it covers
+  TimeNs time_ns = 0;
+  bool data_op = false;    // WRITE, TRIM, WRITE_ZEROES
+  Status status;
+};
+
+OpKind KindOf(nbd::Command c) {
+  switch (c) {
+    case nbd::Command::kTrim: return OpKind::kTrim;
+    case nbd::Command::kWriteZeroes: return OpKind::kWriteZeroes;
+    default: return OpKind::kWrite;
+  }
+}
+
+bool Overlaps(const nbd::Request& a, const nbd::Request& b) {
+  return a.offset_bytes < b.offset_bytes + b.length_bytes &&
+         b.offset_bytes < a.offset_bytes + a.length_bytes;
+}
+
+}  // namespace
+
+class Tap::Impl {
+ public:
+  std::unique_ptr<Backing> backing;
+  Recorder* recorder = nullptr;
+  TapOptions options;
+  std::unique_ptr<Ring> ring;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> queue;
+  Seq last_seq = 0;
+  TimeNs last_time_ns = 0;
+  bool stopping = false;
+  Status failed;  // guarded by mu
+  std::thread writer;
+
+  Seq applied_seq = 0;       // writer thread only: newest seq on the backing
+  Seq checkpointed_seq = 0;  // writer thread only
+  std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
+
+  void Fail(const Status& s) {
+    std::lock_guard lock(mu);
+    if (failed.ok()) failed = s;
+  }
+  Status Failure() const {
+    std::lock_guard lock(mu);
+    return failed;
+  }
+
+  Status ApplyToBacking(std::vector<Item>& batch);
+  Status SyncAndCheckpoint(Seq seq);
+  void ProcessBatch(std::vector<Item>& batch);
+  void Run();
+};
+
+Status Tap::Impl::SyncAndCheckpoint(Seq seq) {
+  TM_RETURN_IF_ERROR(backing->Sync());
+  if (seq != checkpointed_seq) {
+    TM_RETURN_IF_ERROR(recorder->Checkpoint(seq));
+    checkpointed_seq = seq;
+  }
+  last_checkpoint = std::chrono::steady_clock::now();
+  return Status::Ok();
+}
+
+// Writes reach the backing in seq order: a wave of non-overlapping writes
+// goes to io_uring together; a write overlapping one of its wave, and every
+// zeroing, waits for the wave before it.
+Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
+  std::vector<size_t> wave;
+  auto flush_wave = [&]() -> Status {
+    if (wave.empty()) return Status::Ok();
+    for (size_t i : wave) {
+      const nbd::Request& r = batch[i].request;
+      ring->QueueWrite(backing->fd(), r.data.data(), r.data.size(), r.offset_bytes, i);
+    }
+    std::vector<Completion> done;
+    Status first;
+    size_t n = wave.size();
+    wave.clear();
+    while (n > 0) {
+      done.clear();
+      TM_RETURN_IF_ERROR(ring->Wait(1, &done));
+      for (const Completion& c : done) {
+        if (!c.status.ok() && first.ok()) first = c.status;
+        --n;
+      }
+    }
+    return first;
+  };
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Item& it = batch[i];
+    if (!it.data_op) continue;
+    const nbd::Request& r = it.request;
+    if (r.command == nbd::Command::kWrite) {
+      bool overlap = std::any_of(wave.begin(), wave.end(),
+                                 [&](size_t j) { return Overlaps(batch[j].request, r); });
+      if (overlap || wave.size() >= ring->capacity()) TM_RETURN_IF_ERROR(flush_wave());
+      wave.push_back(i);
+    } else {
+      TM_RETURN_IF_ERROR(flush_wave());
+      bool allocate = r.command == nbd::Command::kWriteZeroes && (r.flags & nbd::kFlagNoHole);
+      TM_RETURN_IF_ERROR(backing->Zero(r.offset_bytes, r.length_bytes, allocate));
+    }
+  }
+  return flush_wave();
+}
+
+void Tap::Impl::ProcessBatch(std::vector<Item>& batch) {
+  Status s = Failure();
+  bool need_sync = false;
+  Seq newest = applied_seq;
+  // 1. Record, in seq order, then commit: the journal is never behind.
+  for (Item& it : batch) {
+    if (!s.ok()) break;
+    if (it.data_op) {
+      const nbd::Request& r = it.request;
+      TapWrite w{it.seq, it.time_ns, KindOf(r.command), r.offset_bytes, r.length_bytes,
+                 r.command == nbd::Command::kWrite ? std::string_view(r.data) : std::string_view(),
+                 static_cast<uint8_t>((r.flags & nbd::kFlagFua) ? kSeqFua : 0)};
+      s = recorder->Record(w);
+      newest = it.seq;
+      need_sync |= (r.flags & nbd::kFlagFua) != 0;
+    } else if (it.request.command == nbd::Command::kFlush) {
+      s = recorder->MarkFlush(it.seq, it.time_ns);
+      need_sync = true;
+    }
+  }
+  if (s.ok()) s = recorder->Commit();
+  // 2. The backing, in seq order. 3. Durability when asked for.
+  if (s.ok()) s = ApplyToBacking(batch);
+  if (s.ok()) applied_seq = newest;
+  if (s.ok() && need_sync) {
+    s = recorder->Sync();
+    if (s.ok()) s = SyncAndCheckpoint(applied_seq);
+  } else if (s.ok() && applied_seq != checkpointed_seq &&
+             std::chrono::steady_clock::now() - last_checkpoint > options.checkpoint_interval) {
+    s = SyncAndCheckpoint(applied_seq);
+  }
+  if (!s.ok()) Fail(s);
+  // 4. Replies, after everything above.
+  for (Item& it : batch) {
+    nbd::Reply reply;
+    reply.status = s;
+    it.reply(std::move(reply));
+  }
+}
+
+void Tap::Impl::Run() {
+  std::vector<Item> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, options.checkpoint_interval,
+                  [&] { return stopping || !queue.empty(); });
+      if (queue.empty() && stopping) return;
+      size_t n = std::min(queue.size(), options.max_batch);
+      batch.clear();
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
+    }
+    if (batch.empty()) {
+      // Idle: make the backing's state durable so a crash replays little.
+      if (applied_seq != checkpointed_seq && Failure().ok()) {
+        Status s = SyncAndCheckpoint(applied_seq);
+        if (!s.ok()) Fail(s);
+      }
+      continue;
+    }
+    ProcessBatch(batch);
+  }
+}
+
+Result<std::shared_ptr<Tap>> Tap::Create(std::unique_ptr<Backing> backing, Recorder* recorder,
+                                         TapOptions options) {
+  auto impl = std::make_unique<Impl>();
+  BOOST_OUTCOME_TRY(ring, Ring::Create(std::max(1u, options.queue_depth)));
+  impl->ring = std::move(ring);
+  impl->backing = std::move(backing);
+  impl->recorder = recorder;
+  impl->options = options;
+  impl->last_seq = impl->applied_seq = impl->checkpointed_seq = options.last_seq;
+  impl->last_time_ns = options.last_time_ns;
+  auto tap = std::shared_ptr<Tap>(new Tap(std::move(impl)));
+  Impl* in = tap->impl_.get();
+  in->writer = std::thread([in] { in->Run(); });
+  return tap;
+}
+
+Tap::Tap(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Tap::~Tap() { Shutdown().IgnoreError(); }
+
+uint64_t Tap::size_bytes() const { return impl_->backing->size_bytes(); }
+
+void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
+  Impl& in = *impl_;
+  switch (request.command) {
+    case nbd::Command::kRead: {
+      nbd::Reply r;
+      r.data.resize(request.length_bytes);
+      r.status = in.backing->Read(request.offset_bytes, r.data.data(), r.data.size());
+      reply(std::move(r));
+      return;
+    }
+    case nbd::Command::kBlockStatus: {
+      nbd::Reply r;
+      r.status = in.backing->Allocation(request.offset_bytes, request.length_bytes, &r.extents);
+      reply(std::move(r));
+      return;
+    }
+    default: break;
+  }
+  Item it;
+  it.data_op = request.command == nbd::Command::kWrite ||
+               request.command == nbd::Command::kTrim ||
+               request.command == nbd::Command::kWriteZeroes;
+  {
+    std::lock_guard lock(in.mu);
+    if (in.stopping || !in.failed.ok()) {
+      nbd::Reply r;
+      r.status = in.stopping ? Status::Aborted("the tap is shutting down") : in.failed;
+      reply(std::move(r));
+      return;
+    }
+    // Receipt order: the seq and the (never decreasing) time are taken here.
+    in.last_time_ns = std::max(in.last_time_ns, NowNs());
+    it.time_ns = in.last_time_ns;
+    it.seq = it.data_op ? ++in.last_seq : in.last_seq;
+    it.request = std::move(request);
+    it.reply = std::move(reply);
+    in.queue.push_back(std::move(it));
+  }
+  in.cv.notify_one();
+}
+
+Status Tap::Shutdown() {
+  Impl& in = *impl_;
+  {
+    std::lock_guard lock(in.mu);
+    if (in.stopping && !in.writer.joinable()) return in.failed;
+    in.stopping = true;
+  }
+  in.cv.notify_one();
+  if (in.writer.joinable()) in.writer.join();
+  if (!in.Failure().ok()) return in.Failure();
+  Status s = in.recorder->Sync();
+  if (s.ok()) s = in.SyncAndCheckpoint(in.applied_seq);
+  if (!s.ok()) in.Fail(s);
+  return s;
+}
+
+Seq Tap::last_seq() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->last_seq;
+}
+
+Status Tap::failure() const { return impl_->Failure(); }
+
+}  // namespace tidemark::capture
