@@ -29,8 +29,7 @@ uint32_t ErrnoFor(const Status& status) {
   }
 }
 
-Connection::Connection(int fd, const std::vector<Export>* exports)
-    : fd_(fd), exports_(exports) {}
+Connection::Connection(int fd, const std::vector<Export>* exports) : fd_(fd), exports_(exports) {}
 
 Connection::~Connection() { ::close(fd_); }
 
@@ -200,8 +199,7 @@ bool Connection::Handshake() {
         return false;
       case kOptList: {
         if (length != 0) {
-          if (!SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data"))
-            return false;
+          if (!SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data")) return false;
           break;
         }
         for (const Export& e : *exports_) {

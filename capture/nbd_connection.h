@@ -84,8 +84,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Negotiated state (reader thread only, fixed once transmission starts).
   bool no_zeroes_ = false;
   bool structured_ = false;
-  bool base_allocation_ = false;          // SET_META_CONTEXT selected it...
-  const Export* meta_export_ = nullptr;   // ...for this export
+  bool base_allocation_ = false;         // SET_META_CONTEXT selected it...
+  const Export* meta_export_ = nullptr;  // ...for this export
   const Export* export_ = nullptr;
   std::shared_ptr<BlockDevice> device_;
 

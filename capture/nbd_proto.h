@@ -12,8 +12,8 @@
 namespace tidemark::capture::nbd::proto {
 
 // Handshake.
-inline constexpr uint64_t kNbdMagic = 0x4e42444d41474943ull;      // "NBDMAGIC"
-inline constexpr uint64_t kIHaveOpt = 0x49484156454f5054ull;      // "IHAVEOPT"
+inline constexpr uint64_t kNbdMagic = 0x4e42444d41474943ull;  // "NBDMAGIC"
+inline constexpr uint64_t kIHaveOpt = 0x49484156454f5054ull;  // "IHAVEOPT"
 inline constexpr uint64_t kOptReplyMagic = 0x0003e889045565a9ull;
 inline constexpr uint16_t kFlagFixedNewstyle = 1 << 0;
 inline constexpr uint16_t kFlagNoZeroes = 1 << 1;

@@ -70,8 +70,7 @@ Result<int> Listen(const std::string& listen, std::string* address, std::string*
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   struct addrinfo* res = nullptr;
   int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0)
-    return Status::InvalidArgument("bad address " + listen + ": " + ::gai_strerror(rc));
+  if (rc != 0) return Status::InvalidArgument("bad address " + listen + ": " + ::gai_strerror(rc));
   Status last = Status::IOError("no address for " + listen);
   int fd = -1;
   for (struct addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -131,8 +130,7 @@ class Server::Impl {
       // proto.md: powers of two, min <= 64 KiB, min <= pref <= max (pref may
       // exceed max only for tiny exports; we do not allow it).
       auto pow2 = [](uint32_t v) { return v != 0 && (v & (v - 1)) == 0; };
-      if (!pow2(min) || !pow2(pref) || min > 65536 || pref < min || max < pref ||
-          max % min != 0)
+      if (!pow2(min) || !pow2(pref) || min > 65536 || pref < min || max < pref || max % min != 0)
         return Status::InvalidArgument("nbd: bad block sizes for export '" + e.name + "'");
     }
     if (options_.max_connections == 0)
@@ -250,10 +248,10 @@ class Server::Impl {
   std::once_flag stop_once_;
 
   std::mutex mu_;
-  bool stopping_ = false;                // guarded by mu_
-  std::map<uint64_t, Entry> conns_;      // guarded by mu_
-  std::vector<uint64_t> finished_;       // guarded by mu_
-  uint64_t next_id_ = 0;                 // guarded by mu_
+  bool stopping_ = false;            // guarded by mu_
+  std::map<uint64_t, Entry> conns_;  // guarded by mu_
+  std::vector<uint64_t> finished_;   // guarded by mu_
+  uint64_t next_id_ = 0;             // guarded by mu_
 };
 
 Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {

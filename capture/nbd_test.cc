@@ -1,5 +1,7 @@
 // Unit tests of the NBD server, driven by a raw-socket client written here
 // (no libnbd), against an in-memory BlockDevice.
+#include "tidemark/capture/nbd.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -14,7 +16,6 @@
 #include <thread>
 
 #include "nbd_proto.h"
-#include "tidemark/capture/nbd.h"
 
 namespace tidemark::capture::nbd {
 namespace {
@@ -141,7 +142,9 @@ class Client {
   }
   int fd() const { return fd_; }
 
-  void Send(const std::string& b) { ASSERT_EQ(::send(fd_, b.data(), b.size(), MSG_NOSIGNAL), ssize_t(b.size())); }
+  void Send(const std::string& b) {
+    ASSERT_EQ(::send(fd_, b.data(), b.size(), MSG_NOSIGNAL), ssize_t(b.size()));
+  }
   // Empty string on EOF.
   std::string Recv(size_t n) {
     std::string b(n, '\0');
@@ -236,8 +239,8 @@ class Client {
     }
     return flags;
   }
-  void Request(uint16_t type, uint64_t cookie, uint64_t offset, uint32_t length,
-               uint16_t flags = 0, const std::string& payload = {}) {
+  void Request(uint16_t type, uint64_t cookie, uint64_t offset, uint32_t length, uint16_t flags = 0,
+               const std::string& payload = {}) {
     std::string b;
     Put32(&b, kRequestMagic);
     Put16(&b, flags);

@@ -27,8 +27,7 @@ namespace {
 
 class FileDevice : public nbd::BlockDevice {
  public:
-  FileDevice(int fd, uint64_t size, bool read_only)
-      : fd_(fd), size_(size), read_only_(read_only) {}
+  FileDevice(int fd, uint64_t size, bool read_only) : fd_(fd), size_(size), read_only_(read_only) {}
   ~FileDevice() override { ::close(fd_); }
 
   uint64_t size_bytes() const override { return size_; }

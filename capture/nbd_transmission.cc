@@ -117,11 +117,10 @@ void Connection::Transmission() {
       std::lock_guard<std::mutex> lock(state_mu_);
       ++outstanding_;
     }
-    device_->Submit(std::move(request),
-                    [self = shared_from_this(), h](Reply reply) {
-                      self->SendReply(h, std::move(reply));
-                      self->FinishOne();
-                    });
+    device_->Submit(std::move(request), [self = shared_from_this(), h](Reply reply) {
+      self->SendReply(h, std::move(reply));
+      self->FinishOne();
+    });
   }
 }
 
@@ -162,8 +161,7 @@ void Connection::SendReply(const RequestHeader& h, Reply reply) {
   const auto command = static_cast<Command>(h.type);
   if (command == Command::kRead) {
     if (reply.data.size() != h.length) {
-      spdlog::error("nbd: device returned {} bytes for a READ of {}", reply.data.size(),
-                    h.length);
+      spdlog::error("nbd: device returned {} bytes for a READ of {}", reply.data.size(), h.length);
       SendError(h, kEIO, "device returned a short read");
       return;
     }

@@ -75,7 +75,7 @@ struct Reply {
   // EINVAL, kNotSupported -> ENOTSUP, anything else EIO. The message goes to
   // the client in structured error replies (READ, BLOCK_STATUS).
   Status status;
-  std::string data;  // kRead: length_bytes bytes
+  std::string data;                       // kRead: length_bytes bytes
   std::vector<AllocationExtent> extents;  // kBlockStatus
 };
 using ReplyFn = std::function<void(Reply)>;
