@@ -18,6 +18,8 @@ start_protect() {
     _protect_n=$((_protect_n + 1))
     protect_out=$tmp/protect.$_protect_n.out
     protect_err=$tmp/protect.$_protect_n.err
+    : >"$protect_out"
+    : >"$protect_err"
     "$TIDEMARK" protect --volume "$vol" --journal "$j" --listen "unix:$sock" "$@" \
         >"$protect_out" 2>"$protect_err" &
     protect_pid=$!
