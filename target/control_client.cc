@@ -18,20 +18,28 @@ using boost::system::error_code;
 using nlohmann::json;
 using UnixProtocol = net::local::stream_protocol;
 
-constexpr Code kErrorCodes[] = {Code::kNotFound,     Code::kCorruption, Code::kIOError,
-                                Code::kInvalidArgument, Code::kNotSupported, Code::kNoSpace,
+constexpr Code kErrorCodes[] = {Code::kNotFound,     Code::kCorruption,
+                                Code::kIOError,      Code::kInvalidArgument,
+                                Code::kNotSupported, Code::kNoSpace,
                                 Code::kTryAgain,     Code::kAborted};
 
 Code CodeForHttpStatus(unsigned status) {
   switch (status) {
-    case 404: return Code::kNotFound;
+    case 404:
+      return Code::kNotFound;
     case 400:
-    case 413: return Code::kInvalidArgument;
-    case 409: return Code::kAborted;
-    case 501: return Code::kNotSupported;
-    case 503: return Code::kTryAgain;
-    case 507: return Code::kNoSpace;
-    default: return Code::kIOError;
+    case 413:
+      return Code::kInvalidArgument;
+    case 409:
+      return Code::kAborted;
+    case 501:
+      return Code::kNotSupported;
+    case 503:
+      return Code::kTryAgain;
+    case 507:
+      return Code::kNoSpace;
+    default:
+      return Code::kIOError;
   }
 }
 
@@ -59,10 +67,12 @@ Status FromTransportError(const error_code& ec, const std::string& path) {
       ec == boost::system::errc::no_such_file_or_directory) {
     return Status::TryAgain("no daemon answers at " + path);
   }
-  if (ec == beast::error::timeout) return Status::TryAgain("daemon at " + path + " timed out");
+  if (ec == beast::error::timeout)
+    return Status::TryAgain("daemon at " + path + " timed out");
   if (ec == http::error::end_of_stream || ec == net::error::eof ||
       ec == net::error::connection_reset || ec == net::error::broken_pipe) {
-    return Status::TryAgain("daemon at " + path + " closed the connection before answering");
+    return Status::TryAgain("daemon at " + path +
+                            " closed the connection before answering");
   }
   return Status::IOError("control call to " + path + ": " + ec.message());
 }
@@ -72,9 +82,9 @@ Status FromTransportError(const error_code& ec, const std::string& path) {
 namespace internal {
 Status CheckUnixPath(const std::string& path) {
   if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return Status::InvalidArgument("unix socket path must be 1 to " +
-                                   std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                   " bytes: " + path);
+    return Status::InvalidArgument(
+        "unix socket path must be 1 to " +
+        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes: " + path);
   }
   return Status::Ok();
 }
@@ -82,22 +92,31 @@ Status CheckUnixPath(const std::string& path) {
 
 unsigned HttpStatusFor(Code code) {
   switch (code) {
-    case Code::kOk: return 200;
-    case Code::kNotFound: return 404;
-    case Code::kInvalidArgument: return 400;
-    case Code::kNotSupported: return 501;
-    case Code::kTryAgain: return 503;
-    case Code::kAborted: return 409;
-    case Code::kNoSpace: return 507;
+    case Code::kOk:
+      return 200;
+    case Code::kNotFound:
+      return 404;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kNotSupported:
+      return 501;
+    case Code::kTryAgain:
+      return 503;
+    case Code::kAborted:
+      return 409;
+    case Code::kNoSpace:
+      return 507;
     case Code::kCorruption:
-    case Code::kIOError: return 500;
+    case Code::kIOError:
+      return 500;
   }
   return 500;
 }
 
 json ErrorBody(const Status& s) {
   TM_CHECK(!s.ok());
-  return json{{"error", {{"code", Status::CodeId(s.code())}, {"message", s.message()}}}};
+  return json{{"error",
+               {{"code", Status::CodeId(s.code())}, {"message", s.message()}}}};
 }
 
 ControlResponse ErrorResponse(const Status& s) {
@@ -111,12 +130,14 @@ Result<json> ControlCall(const std::string& unix_path, std::string_view method,
                          std::string_view target, const json& body,
                          std::chrono::milliseconds timeout) {
   TM_RETURN_IF_ERROR(internal::CheckUnixPath(unix_path));
-  http::verb verb = http::string_to_verb(beast::string_view(method.data(), method.size()));
+  http::verb verb =
+      http::string_to_verb(beast::string_view(method.data(), method.size()));
   if (verb == http::verb::unknown) {
-    return Status::InvalidArgument("unknown HTTP method " + std::string(method));
+    return Status::InvalidArgument("unknown HTTP method " +
+                                   std::string(method));
   }
-  http::request<http::string_body> req(verb, beast::string_view(target.data(), target.size()),
-                                       11);
+  http::request<http::string_body> req(
+      verb, beast::string_view(target.data(), target.size()), 11);
   req.set(http::field::host, "localhost");
   req.keep_alive(false);
   if (!body.is_null()) {

@@ -41,8 +41,9 @@ void CloseStream(UnixStream& stream) {
 }
 
 // Runs the handler and turns its answer (or failure) into an HTTP response.
-http::response<http::string_body> Serve(const ControlHandler& handler,
-                                        const http::request<http::string_body>& req) {
+http::response<http::string_body> Serve(
+    const ControlHandler& handler,
+    const http::request<http::string_body>& req) {
   ControlResponse answer;
   ControlRequest creq;
   creq.method = std::string(req.method_string());
@@ -58,30 +59,33 @@ http::response<http::string_body> Serve(const ControlHandler& handler,
     try {
       answer = handler(creq);
     } catch (const std::exception& e) {
-      answer = ErrorResponse(
-          Status::Aborted(creq.method + " " + creq.target + ": internal error: " + e.what()));
+      answer = ErrorResponse(Status::Aborted(creq.method + " " + creq.target +
+                                             ": internal error: " + e.what()));
       answer.status = 500;
     } catch (...) {
-      answer = ErrorResponse(
-          Status::Aborted(creq.method + " " + creq.target + ": internal error"));
+      answer = ErrorResponse(Status::Aborted(creq.method + " " + creq.target +
+                                             ": internal error"));
       answer.status = 500;
     }
   }
 
   http::response<http::string_body> res;
   res.version(req.version());
-  res.result(answer.status >= 100 && answer.status <= 599 ? answer.status : 500);
+  res.result(answer.status >= 100 && answer.status <= 599 ? answer.status
+                                                          : 500);
   res.set(http::field::server, "tidemark");
   res.keep_alive(req.keep_alive());
   if (!answer.text.empty()) {
-    res.set(http::field::content_type, answer.content_type.empty()
-                                           ? std::string("text/plain; charset=utf-8")
-                                           : answer.content_type);
+    res.set(http::field::content_type,
+            answer.content_type.empty()
+                ? std::string("text/plain; charset=utf-8")
+                : answer.content_type);
     res.body() = std::move(answer.text);
   } else if (!answer.body.is_null()) {
     res.set(http::field::content_type, "application/json");
     // replace: a handler's invalid UTF-8 must not throw here.
-    res.body() = answer.body.dump(-1, ' ', false, json::error_handler_t::replace);
+    res.body() =
+        answer.body.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   res.prepare_payload();
   return res;
@@ -101,12 +105,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     parser_->body_limit(internal::kMaxBodyBytes);
     beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&HttpSession::OnRead, this->shared_from_this()));
+                     beast::bind_front_handler(&HttpSession::OnRead,
+                                               this->shared_from_this()));
   }
 
   void OnRead(error_code ec, std::size_t /*bytes*/) {
     if (ec == http::error::body_limit) {
-      ControlResponse too_big = ErrorResponse(Status::InvalidArgument("request body over 1 MiB"));
+      ControlResponse too_big =
+          ErrorResponse(Status::InvalidArgument("request body over 1 MiB"));
       res_ = {};
       res_.result(413);
       res_.set(http::field::content_type, "application/json");
@@ -126,7 +132,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void DoWrite() {
     beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
     http::async_write(stream_, res_,
-                      beast::bind_front_handler(&HttpSession::OnWrite, this->shared_from_this()));
+                      beast::bind_front_handler(&HttpSession::OnWrite,
+                                                this->shared_from_this()));
   }
 
   void OnWrite(error_code ec, std::size_t /*bytes*/) {
@@ -135,7 +142,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   Stream stream_;
-  const ControlHandler& handler_;  // Owned by ControlServer::Impl, which outlives sessions.
+  const ControlHandler&
+      handler_;  // Owned by ControlServer::Impl, which outlives sessions.
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -163,24 +171,28 @@ struct ControlServer::Impl {
   std::unique_ptr<UnixProtocol::acceptor> acceptor;
   std::unique_ptr<net::steady_timer> retry_timer;
   std::vector<std::thread> threads;
-  struct stat bound{};  // Identity of our socket file, to unlink only ours.
+  struct stat bound {};  // Identity of our socket file, to unlink only ours.
   std::mutex stop_mu;
   bool stopped = false;
 
   void DoAccept() {
-    acceptor->async_accept(net::make_strand(*ioc), [this](error_code ec,
-                                                          UnixProtocol::socket sock) {
-      if (ec == net::error::operation_aborted) return;
-      if (!ec) {
-        std::make_shared<HttpSession<UnixStream>>(UnixStream(std::move(sock)), handler)->Run();
-        return DoAccept();
-      }
-      // EMFILE and friends: back off rather than spin on the failing accept.
-      retry_timer->expires_after(std::chrono::milliseconds(100));
-      retry_timer->async_wait([this](error_code wait_ec) {
-        if (!wait_ec) DoAccept();
-      });
-    });
+    acceptor->async_accept(
+        net::make_strand(*ioc),
+        [this](error_code ec, UnixProtocol::socket sock) {
+          if (ec == net::error::operation_aborted) return;
+          if (!ec) {
+            std::make_shared<HttpSession<UnixStream>>(
+                UnixStream(std::move(sock)), handler)
+                ->Run();
+            return DoAccept();
+          }
+          // EMFILE and friends: back off rather than spin on the failing
+          // accept.
+          retry_timer->expires_after(std::chrono::milliseconds(100));
+          retry_timer->async_wait([this](error_code wait_ec) {
+            if (!wait_ec) DoAccept();
+          });
+        });
   }
 
   Status Listen() {
@@ -206,18 +218,21 @@ struct ControlServer::Impl {
     }
     // Linux gives the socket file the mode of the socket inode: set it before
     // bind so the file is never reachable with a wider mode; chmod after too.
-    if (::fchmod(acceptor->native_handle(), 0600) != 0) return Errno("fchmod socket", path);
+    if (::fchmod(acceptor->native_handle(), 0600) != 0)
+      return Errno("fchmod socket", path);
     if (acceptor->bind(UnixProtocol::endpoint(path), ec)) {
       return Status::IOError("bind " + path + ": " + ec.message());
     }
-    if (::chmod(path.c_str(), 0600) != 0 || ::lstat(path.c_str(), &bound) != 0) {
+    if (::chmod(path.c_str(), 0600) != 0 ||
+        ::lstat(path.c_str(), &bound) != 0) {
       return Errno("chmod socket", path);
     }
     if (acceptor->listen(net::socket_base::max_listen_connections, ec)) {
       return Status::IOError("listen on " + path + ": " + ec.message());
     }
     DoAccept();
-    for (int i = 0; i < kServerThreads; ++i) threads.emplace_back([this] { ioc->run(); });
+    for (int i = 0; i < kServerThreads; ++i)
+      threads.emplace_back([this] { ioc->run(); });
     return Status::Ok();
   }
 
@@ -234,15 +249,15 @@ struct ControlServer::Impl {
     acceptor.reset();
     ioc.reset();
     struct stat st {};
-    if (bound.st_ino != 0 && ::lstat(path.c_str(), &st) == 0 && st.st_ino == bound.st_ino &&
-        st.st_dev == bound.st_dev) {
+    if (bound.st_ino != 0 && ::lstat(path.c_str(), &st) == 0 &&
+        st.st_ino == bound.st_ino && st.st_dev == bound.st_dev) {
       ::unlink(path.c_str());
     }
   }
 };
 
-Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& unix_path,
-                                                            ControlHandler handler) {
+Result<std::unique_ptr<ControlServer>> ControlServer::Start(
+    const std::string& unix_path, ControlHandler handler) {
   auto impl = std::make_unique<Impl>();
   impl->path = unix_path;
   impl->handler = std::move(handler);
@@ -254,7 +269,8 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& u
   return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
 }
 
-ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ControlServer::ControlServer(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
 
 ControlServer::~ControlServer() { Stop(); }
 

@@ -39,7 +39,8 @@ int RawConnect(const std::string& path) {
 std::string RawExchange(const std::string& path, const std::string& request) {
   int fd = RawConnect(path);
   if (fd < 0) return "";
-  EXPECT_EQ(::write(fd, request.data(), request.size()), ssize_t(request.size()));
+  EXPECT_EQ(::write(fd, request.data(), request.size()),
+            ssize_t(request.size()));
   std::string out;
   char buf[4096];
   ssize_t n;
@@ -49,13 +50,17 @@ std::string RawExchange(const std::string& path, const std::string& request) {
 }
 
 ControlResponse Route(const ControlRequest& req) {
-  if (req.method == "POST" && req.target == "/v1/echo") return {200, req.body, "", ""};
+  if (req.method == "POST" && req.target == "/v1/echo")
+    return {200, req.body, "", ""};
   if (req.method == "GET" && req.target == "/v1/status") {
     return {200, json{{"state", "running"}, {"volumes", 2}}, "", ""};
   }
-  if (req.target == "/v1/missing") return ErrorResponse(Status::NotFound("volume vm9"));
-  if (req.target == "/v1/busy") return ErrorResponse(Status::TryAgain("journal busy"));
-  if (req.target == "/v1/full") return ErrorResponse(Status::NoSpace("journal full"));
+  if (req.target == "/v1/missing")
+    return ErrorResponse(Status::NotFound("volume vm9"));
+  if (req.target == "/v1/busy")
+    return ErrorResponse(Status::TryAgain("journal busy"));
+  if (req.target == "/v1/full")
+    return ErrorResponse(Status::NoSpace("journal full"));
   if (req.target == "/v1/throw") throw std::runtime_error("boom");
   if (req.target == "/v1/slow") {
     std::this_thread::sleep_for(milliseconds(300));
@@ -65,7 +70,8 @@ ControlResponse Route(const ControlRequest& req) {
   if (req.target == "/metrics") {
     return {200, nullptr, "tidemark_up 1\n", "text/plain; version=0.0.4"};
   }
-  return ErrorResponse(Status::NotFound("no route " + req.method + " " + req.target));
+  return ErrorResponse(
+      Status::NotFound("no route " + req.method + " " + req.target));
 }
 
 class ControlTest : public ::testing::Test {
@@ -156,12 +162,14 @@ TEST_F(ControlTest, NonJsonBodyIs400) {
     return Route(r);
   });
   ASSERT_TRUE(server);
-  std::string answer = RawExchange(path_,
-                                   "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
-                                   "Content-Type: application/json\r\nContent-Length: 9\r\n"
-                                   "Connection: close\r\n\r\n{not json");
+  std::string answer =
+      RawExchange(path_,
+                  "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 9\r\n"
+                  "Connection: close\r\n\r\n{not json");
   EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer;
-  EXPECT_NE(answer.find(R"("code":"invalid_argument")"), std::string::npos) << answer;
+  EXPECT_NE(answer.find(R"("code":"invalid_argument")"), std::string::npos)
+      << answer;
   EXPECT_EQ(calls.load(), 0);
 }
 
@@ -169,22 +177,27 @@ TEST_F(ControlTest, OversizedBodyIs413) {
   auto server = StartServer();
   ASSERT_TRUE(server);
   std::string raw = RawExchange(
-      path_, "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-             "Content-Length: 2000000\r\n\r\n\"aaaa");
+      path_,
+      "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 2000000\r\n\r\n\"aaaa");
   EXPECT_EQ(raw.rfind("HTTP/1.1 413", 0), 0u) << raw;
-  auto r = ControlCall(path_, "POST", "/v1/echo", json(std::string(2 << 20, 'a')));
+  auto r =
+      ControlCall(path_, "POST", "/v1/echo", json(std::string(2 << 20, 'a')));
   ASSERT_FALSE(r.has_value());
   // Either the 413 arrives, or the server closed while the client still wrote.
-  EXPECT_TRUE(r.error().code() == Code::kInvalidArgument || r.error().code() == Code::kTryAgain)
+  EXPECT_TRUE(r.error().code() == Code::kInvalidArgument ||
+              r.error().code() == Code::kTryAgain)
       << r.error().ToString();
 }
 
 TEST_F(ControlTest, MetricsText) {
   auto server = StartServer();
   ASSERT_TRUE(server);
-  std::string answer =
-      RawExchange(path_, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  EXPECT_NE(answer.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << answer;
+  std::string answer = RawExchange(
+      path_, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(answer.find("Content-Type: text/plain; version=0.0.4"),
+            std::string::npos)
+      << answer;
   auto r = ControlCall(path_, "GET", "/metrics", nullptr);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r.value(), "tidemark_up 1\n");
@@ -194,10 +207,13 @@ TEST_F(ControlTest, KeepAliveServesSeveralRequests) {
   auto server = StartServer();
   ASSERT_TRUE(server);
   std::string get = "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n";
-  std::string answer =
-      RawExchange(path_, get + get + "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string answer = RawExchange(
+      path_,
+      get + get +
+          "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   size_t count = 0;
-  for (size_t pos = 0; (pos = answer.find("HTTP/1.1 200", pos)) != std::string::npos; ++pos) {
+  for (size_t pos = 0;
+       (pos = answer.find("HTTP/1.1 200", pos)) != std::string::npos; ++pos) {
     ++count;
   }
   EXPECT_EQ(count, 3u) << answer;
@@ -227,7 +243,8 @@ TEST_F(ControlTest, StopWithIdleClientConnectedDoesNotHang) {
   ASSERT_TRUE(server);
   int fd = RawConnect(path_);
   ASSERT_GE(fd, 0);
-  ASSERT_EQ(::write(fd, "GET /v1/st", 10), 10);  // a request that never completes
+  ASSERT_EQ(::write(fd, "GET /v1/st", 10),
+            10);  // a request that never completes
   auto start = Clock::now();
   server->Stop();
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
@@ -277,7 +294,8 @@ TEST_F(ControlTest, SilentServerTimesOutAsTryAgain) {
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), Code::kTryAgain);
-  EXPECT_NE(r.error().message().find("timed out"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("timed out"), std::string::npos)
+      << r.error().message();
   ::close(fd);
 }
 

@@ -13,9 +13,9 @@
 //       not_found 404, invalid_argument 400, not_supported 501,
 //       try_again 503, aborted 409, no_space 507, corruption 500,
 //       io_error 500.
-//   - A handler that throws is answered 500 with code "aborted" (the daemon
-//     did not finish the operation; it is a daemon bug, logged by the caller
-//     of Start through its handler, not here).
+//   - A handler that throws is answered 500 with code "aborted" and the
+//     exception's what() in the message (a daemon bug: handlers should return
+//     ErrorResponse instead). The server itself logs nothing.
 //   - A response with non-empty `text` (GET /metrics, Prometheus text) is
 //     sent as that text with its content type instead of JSON.
 //
@@ -40,15 +40,15 @@
 namespace tidemark::target {
 
 struct ControlRequest {
-  std::string method;     // HTTP verb, upper case: "GET", "POST", ...
-  std::string target;     // Path plus query, as sent: "/v1/points?volume=vm1".
-  nlohmann::json body;    // Parsed request body; null when the body is empty.
+  std::string method;   // HTTP verb, upper case: "GET", "POST", ...
+  std::string target;   // Path plus query, as sent: "/v1/points?volume=vm1".
+  nlohmann::json body;  // Parsed request body; null when the body is empty.
 };
 
 struct ControlResponse {
-  unsigned status = 200;  // HTTP status; outside 100..599 is sent as 500.
-  nlohmann::json body;    // Sent as JSON unless `text` is non-empty; null
-                          // sends an empty body.
+  unsigned status = 200;     // HTTP status; outside 100..599 is sent as 500.
+  nlohmann::json body;       // Sent as JSON unless `text` is non-empty; null
+                             // sends an empty body.
   std::string text;          // When non-empty, sent verbatim instead of body.
   std::string content_type;  // Content type of `text`; empty means
                              // "text/plain; charset=utf-8".
@@ -67,8 +67,8 @@ class ControlServer {
   // it) is replaced. Errors: kInvalidArgument when the path is too long for a
   // unix socket, exists and is not a socket, or a live server already answers
   // there; kIOError when the socket cannot be created or bound.
-  static Result<std::unique_ptr<ControlServer>> Start(const std::string& unix_path,
-                                                      ControlHandler handler);
+  static Result<std::unique_ptr<ControlServer>> Start(
+      const std::string& unix_path, ControlHandler handler);
 
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -106,8 +106,8 @@ class ControlServer {
 //   - kInvalidArgument for an unknown verb or a path too long for a socket;
 //   - kIOError for other socket errors or an answer that is not valid JSON.
 Result<nlohmann::json> ControlCall(
-    const std::string& unix_path, std::string_view method, std::string_view target,
-    const nlohmann::json& body,
+    const std::string& unix_path, std::string_view method,
+    std::string_view target, const nlohmann::json& body,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // The contract's error body {"error": {"code": CodeId, "message": message}}.
