@@ -103,6 +103,10 @@ Status Backing::Sync() const {
   return Status::Ok();
 }
 
+void Backing::DropCache() const {
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);  // advisory: nothing to do on failure
+}
+
 Status Backing::Allocation(uint64_t offset, uint32_t len,
                            std::vector<nbd::AllocationExtent>* out) const {
   const uint64_t end = offset + len;

@@ -72,6 +72,7 @@ int RunProtect(const ProtectArgs& a) {
     BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/true, /*create=*/true));
     uint64_t replayed = 0;
     BOOST_OUTCOME_TRY(vol, target::PrepareVolume(*j, name, *backing, a.block_bytes, &replayed));
+    backing->DropCache();  // the import read it all: see Backing::DropCache
     BOOST_OUTCOME_TRY(latest, j->Latest(vol.id));
     target::EmbeddedTarget embedded(j.get(), vol.id);
     capture::TapOptions topts;

@@ -69,6 +69,11 @@ class Backing {
   // zeros; BLKZEROOUT on a device.
   Status Zero(uint64_t offset_bytes, uint64_t len, bool allocate) const;
   Status Sync() const;
+  // Drops the backing's clean pages from the page cache. After a whole-volume
+  // read (the seq 0 import) the cache holds large folios; ext4 then walks
+  // every buffer of a 2 MiB folio on each 4 KiB write (measured: 9 k against
+  // 23 k random writes/s through the tap).
+  void DropCache() const;
   // base:allocation of a range from SEEK_DATA/SEEK_HOLE (devices: all data).
   Status Allocation(uint64_t offset_bytes, uint32_t len,
                     std::vector<nbd::AllocationExtent>* out) const;
