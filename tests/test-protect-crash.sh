@@ -60,7 +60,7 @@ for ((r = 1; r <= rounds; r++)); do
     python3 "$raw" check "$tmp/latest.img" "$log" >"$tmp/check.out" ||
         { cat "$tmp/check.out" >&2; fail "round $r: acknowledged writes missing from the latest point"; }
     printf 'round %2d: killed after %4d ms, %4d writes acknowledged (%5d in all); %s; %s; ok\n' \
-        "$r" "$ms" "$acked" "$total" "restart: ${ready##*journal * }" "$stopped"
+        "$r" "$ms" "$acked" "$total" "restarted from ${ready##* from }" "$stopped"
 done
 rm -f "$tmp/latest.img"
 
