@@ -38,7 +38,17 @@ Result<int> Listen(const std::string& listen, std::string* address, std::string*
     if (::lstat(path.c_str(), &st) == 0) {
       if (!S_ISSOCK(st.st_mode))
         return Status::InvalidArgument(path + " exists and is not a socket");
-      ::unlink(path.c_str());  // a stale socket from an earlier run
+      // Replace a stale socket from an earlier run, never a live one.
+      int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (probe >= 0) {
+        struct sockaddr_un pa = {};
+        pa.sun_family = AF_UNIX;
+        std::memcpy(pa.sun_path, path.data(), path.size());
+        bool live = ::connect(probe, reinterpret_cast<struct sockaddr*>(&pa), sizeof(pa)) == 0;
+        ::close(probe);
+        if (live) return Status::InvalidArgument(path + " is in use by another server");
+      }
+      ::unlink(path.c_str());
     }
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return Errno("socket");

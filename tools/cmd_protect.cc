@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "deferred_device.h"
 #include "tidemark/capture/nbd.h"
 #include "tidemark/capture/tap.h"
 #include "tidemark/target/control.h"
@@ -26,6 +27,7 @@ struct ProtectArgs {
   std::string listen;
   std::string name;
   uint32_t block_bytes = 4096;
+  bool block_given = false;
 };
 
 capture::nbd::Server* g_server = nullptr;
@@ -69,7 +71,25 @@ int RunProtect(const ProtectArgs& a) {
     std::string name = a.name.empty() ? std::filesystem::path(a.volume).filename().string()
                                       : a.name;
     BOOST_OUTCOME_TRY(lock, DaemonLock::Acquire(a.journal_dir));
+    auto device = std::make_shared<DeferredDevice>(backing->size_bytes());
+    capture::nbd::ServerOptions sopts;
+    sopts.listen = a.listen;
+    sopts.exports.push_back({name, "tidemark protected volume", device});
+    BOOST_OUTCOME_TRY(server, capture::nbd::Server::Start(sopts));
+    // Destroyed before `server`: releases readers waiting in the device, so
+    // that stopping the server on an error path cannot hang.
+    struct AbortOnExit {
+      DeferredDevice* device;
+      ~AbortOnExit() { device->Abort(); }
+    } abort_on_exit{device.get()};
     BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/true, /*create=*/true));
+    if (auto existing = j->FindVolume(name);
+        existing && a.block_given && existing.value().block_bytes != a.block_bytes) {
+      return Status::InvalidArgument("volume " + name + " has " +
+                                     std::to_string(existing.value().block_bytes) +
+                                     "-byte blocks in the journal, not " +
+                                     std::to_string(a.block_bytes));
+    }
     uint64_t replayed = 0;
     BOOST_OUTCOME_TRY(vol, target::PrepareVolume(*j, name, *backing, a.block_bytes, &replayed));
     backing->DropCache();  // the import read it all: see Backing::DropCache
@@ -79,10 +99,7 @@ int RunProtect(const ProtectArgs& a) {
     topts.last_seq = latest.seq;
     topts.last_time_ns = latest.time_ns;
     BOOST_OUTCOME_TRY(tap, capture::Tap::Create(std::move(backing), &embedded, topts));
-    capture::nbd::ServerOptions sopts;
-    sopts.listen = a.listen;
-    sopts.exports.push_back({name, "tidemark protected volume", tap});
-    BOOST_OUTCOME_TRY(server, capture::nbd::Server::Start(sopts));
+    device->Set(tap);
     std::string control_path = a.journal_dir + "/control.sock";
     auto handler = [&](const target::ControlRequest& r) {
       return Handle(r, name, embedded, *tap, server->address());
@@ -128,8 +145,10 @@ void AddProtectCommand(CLI::App& app, int* exit_code) {
       ->required();
   cmd->add_option("--listen", a->listen, "unix:SOCKET or HOST:PORT for NBD clients")->required();
   cmd->add_option("--name", a->name, "volume name (default: the volume's file name)");
-  cmd->add_option("--block-size", a->block_bytes, "journal block size of a new volume")
-      ->capture_default_str();
+  cmd->add_option("--block-size", a->block_bytes,
+                  "journal block size of a new volume (an existing one must match)")
+      ->capture_default_str()
+      ->each([a](const std::string&) { a->block_given = true; });
   cmd->callback([a, exit_code] { *exit_code = RunProtect(*a); });
 }
 
