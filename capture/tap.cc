@@ -30,6 +30,13 @@ OpKind KindOf(nbd::Command c) {
   }
 }
 
+struct Batch {
+  std::vector<Item> items;
+  Status status;           // of recording
+  bool need_sync = false;  // a FLUSH or FUA in it
+  Seq newest = kNoSeq;     // its newest write
+};
+
 bool Overlaps(const nbd::Request& a, const nbd::Request& b) {
   return a.offset_bytes < b.offset_bytes + b.length_bytes &&
          b.offset_bytes < a.offset_bytes + a.length_bytes;
@@ -51,10 +58,15 @@ class Tap::Impl {
   TimeNs last_time_ns = 0;
   bool stopping = false;
   Status failed;  // guarded by mu
-  std::thread writer;
+  std::thread writer;   // stage 1: records batches
+  std::thread applier;  // stage 2: backing, sync, replies
+  std::condition_variable cv_recorded;  // a recorded batch waits, or recording ended
+  std::condition_variable cv_applied;   // stage 2 took a batch
+  std::deque<Batch> recorded;           // guarded by mu
+  bool recorder_done = false;           // guarded by mu
 
-  Seq applied_seq = 0;       // writer thread only: newest seq on the backing
-  Seq checkpointed_seq = 0;  // writer thread only
+  Seq applied_seq = 0;       // applier thread only: newest seq on the backing
+  Seq checkpointed_seq = 0;  // applier thread only
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
 
   void Fail(const Status& s) {
@@ -68,8 +80,10 @@ class Tap::Impl {
 
   Status ApplyToBacking(std::vector<Item>& batch);
   Status SyncAndCheckpoint(Seq seq);
-  void ProcessBatch(std::vector<Item>& batch);
+  void RecordBatch(Batch& batch);
+  void ApplyBatch(Batch& batch);
   void Run();
+  void RunApply();
 };
 
 Status Tap::Impl::SyncAndCheckpoint(Seq seq) {
@@ -125,12 +139,11 @@ Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
   return flush_wave();
 }
 
-void Tap::Impl::ProcessBatch(std::vector<Item>& batch) {
+// Stage 1 (recorder thread): record the batch in seq order, then commit:
+// the journal is never behind the backing.
+void Tap::Impl::RecordBatch(Batch& batch) {
   Status s = Failure();
-  bool need_sync = false;
-  Seq newest = applied_seq;
-  // 1. Record, in seq order, then commit: the journal is never behind.
-  for (Item& it : batch) {
+  for (Item& it : batch.items) {
     if (!s.ok()) break;
     if (it.data_op) {
       const nbd::Request& r = it.request;
@@ -138,18 +151,26 @@ void Tap::Impl::ProcessBatch(std::vector<Item>& batch) {
                  r.command == nbd::Command::kWrite ? std::string_view(r.data) : std::string_view(),
                  static_cast<uint8_t>((r.flags & nbd::kFlagFua) ? kSeqFua : 0)};
       s = recorder->Record(w);
-      newest = it.seq;
-      need_sync |= (r.flags & nbd::kFlagFua) != 0;
+      batch.newest = it.seq;
+      batch.need_sync |= (r.flags & nbd::kFlagFua) != 0;
     } else if (it.request.command == nbd::Command::kFlush) {
       s = recorder->MarkFlush(it.seq, it.time_ns);
-      need_sync = true;
+      batch.need_sync = true;
     }
   }
   if (s.ok()) s = recorder->Commit();
-  // 2. The backing, in seq order. 3. Durability when asked for.
-  if (s.ok()) s = ApplyToBacking(batch);
-  if (s.ok()) applied_seq = newest;
-  if (s.ok() && need_sync) {
+  if (!s.ok()) Fail(s);
+  batch.status = s;
+}
+
+// Stage 2 (applier thread): the backing in seq order, durability when asked
+// for, then the replies. Runs while stage 1 records the next batch.
+void Tap::Impl::ApplyBatch(Batch& batch) {
+  Status s = batch.status;
+  if (s.ok()) s = Failure();
+  if (s.ok()) s = ApplyToBacking(batch.items);
+  if (s.ok() && batch.newest != kNoSeq) applied_seq = batch.newest;
+  if (s.ok() && batch.need_sync) {
     s = recorder->Sync();
     if (s.ok()) s = SyncAndCheckpoint(applied_seq);
   } else if (s.ok() && applied_seq != checkpointed_seq &&
@@ -157,8 +178,7 @@ void Tap::Impl::ProcessBatch(std::vector<Item>& batch) {
     s = SyncAndCheckpoint(applied_seq);
   }
   if (!s.ok()) Fail(s);
-  // 4. Replies, after everything above.
-  for (Item& it : batch) {
+  for (Item& it : batch.items) {
     nbd::Reply reply;
     reply.status = s;
     it.reply(std::move(reply));
@@ -166,21 +186,45 @@ void Tap::Impl::ProcessBatch(std::vector<Item>& batch) {
 }
 
 void Tap::Impl::Run() {
-  std::vector<Item> batch;
   for (;;) {
+    Batch batch;
     {
       std::unique_lock lock(mu);
-      cv.wait_for(lock, options.checkpoint_interval,
-                  [&] { return stopping || !queue.empty(); });
-      if (queue.empty() && stopping) return;
+      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (queue.empty() && stopping) break;
       size_t n = std::min(queue.size(), options.max_batch);
-      batch.clear();
       for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue.front()));
+        batch.items.push_back(std::move(queue.front()));
         queue.pop_front();
       }
     }
-    if (batch.empty()) {
+    RecordBatch(batch);
+    std::unique_lock lock(mu);
+    // At most two batches wait for the backing: bounds memory, keeps overlap.
+    cv_applied.wait(lock, [&] { return recorded.size() < 2; });
+    recorded.push_back(std::move(batch));
+    cv_recorded.notify_one();
+  }
+  std::lock_guard lock(mu);
+  recorder_done = true;
+  cv_recorded.notify_one();
+}
+
+void Tap::Impl::RunApply() {
+  for (;;) {
+    Batch batch;
+    {
+      std::unique_lock lock(mu);
+      bool ready = cv_recorded.wait_for(lock, options.checkpoint_interval,
+                                        [&] { return recorder_done || !recorded.empty(); });
+      if (ready && recorded.empty()) return;  // recorder_done and nothing left
+      if (ready) {
+        batch = std::move(recorded.front());
+        recorded.pop_front();
+        cv_applied.notify_one();
+      }
+    }
+    if (batch.items.empty()) {
       // Idle: make the backing's state durable so a crash replays little.
       if (applied_seq != checkpointed_seq && Failure().ok()) {
         Status s = SyncAndCheckpoint(applied_seq);
@@ -188,7 +232,7 @@ void Tap::Impl::Run() {
       }
       continue;
     }
-    ProcessBatch(batch);
+    ApplyBatch(batch);
   }
 }
 
@@ -205,6 +249,7 @@ Result<std::shared_ptr<Tap>> Tap::Create(std::unique_ptr<Backing> backing, Recor
   auto tap = std::shared_ptr<Tap>(new Tap(std::move(impl)));
   Impl* in = tap->impl_.get();
   in->writer = std::thread([in] { in->Run(); });
+  in->applier = std::thread([in] { in->RunApply(); });
   return tap;
 }
 
@@ -264,6 +309,7 @@ Status Tap::Shutdown() {
   }
   in.cv.notify_one();
   if (in.writer.joinable()) in.writer.join();
+  if (in.applier.joinable()) in.applier.join();
   if (!in.Failure().ok()) return in.Failure();
   Status s = in.recorder->Sync();
   if (s.ok()) s = in.SyncAndCheckpoint(in.applied_seq);

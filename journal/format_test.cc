@@ -395,6 +395,8 @@ TEST(RecordsTest, RoundTrip) {
   FlushRecord f{123, kSeqFlush};
   EXPECT_EQ(DecodeFlush(EncodeFlush(f)).value(), f);
   EXPECT_TRUE(CheckTime(EncodeTime()).ok());
+  EXPECT_EQ(DecodeCheckpoint(EncodeCheckpoint(42)).value(), 42u);
+  EXPECT_FALSE(DecodeCheckpoint(EncodeFlush(f)));
 
   for (Codec c : {Codec::kNone, Codec::kZstd, Codec::kIgzip}) {
     for (ValueKind k : {ValueKind::kBlock, ValueKind::kZeroBlock}) {
@@ -517,7 +519,7 @@ TEST(DamageTest, WrongKindForDecoder) {
 
 TEST(DamageTest, UnknownKind) {
   for (int raw = 0; raw < 256; ++raw) {
-    bool known = raw >= 1 && raw <= 9;
+    bool known = raw >= 1 && raw <= 10;  // kMeta .. kCheckpoint
     if (known) continue;
     std::string v = EncodeValue(static_cast<ValueKind>(raw), Codec::kNone, "payload");
     auto d = DecodeValue(v);
@@ -545,7 +547,7 @@ TEST(DamageTest, UnknownCodec) {
 
 std::string LE(uint64_t v, int bytes) {
   std::string s;
-  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>(i < 8 ? (v >> (8 * i)) & 0xff : 0));
   return s;
 }
 
