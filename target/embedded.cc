@@ -9,8 +9,7 @@ namespace tidemark::target {
 
 Status EmbeddedTarget::Record(const capture::TapWrite& w) {
   std::lock_guard lock(mu_);
-  journal::WriteOp op{w.seq, w.time_ns, w.op, w.offset_bytes, w.length_bytes, w.data, w.flags};
-  return journal_->Apply(volume_, op);
+  return journal_->Apply(volume_, w);
 }
 
 Status EmbeddedTarget::MarkFlush(Seq seq, TimeNs time_ns) {

@@ -26,16 +26,8 @@
 
 namespace tidemark::capture {
 
-// One recorded write (bytes, multiples of 512; data only for kWrite).
-struct TapWrite {
-  Seq seq = 0;
-  TimeNs time_ns = 0;
-  OpKind op = OpKind::kWrite;
-  uint64_t offset_bytes = 0;
-  uint64_t length_bytes = 0;
-  std::string_view data;
-  uint8_t flags = 0;  // kSeqFua
-};
+// One recorded write: the stream's WriteOp (journal/.../types.h).
+using TapWrite = ::tidemark::WriteOp;
 
 // Where the tap records writes: the journal in embedded mode (tools/), the
 // shipping queue in remote mode (#4). Called from the tap's writer thread.

@@ -56,17 +56,7 @@ struct VolumeInfo {
   uint64_t blocks() const { return (size_bytes + block_bytes - 1) / block_bytes; }
 };
 
-// One write of the ordered stream. Offsets and lengths are bytes, multiples
-// of 512; data holds length_bytes bytes for kWrite and is empty otherwise.
-struct WriteOp {
-  Seq seq = 0;
-  TimeNs time_ns = 0;
-  OpKind op = OpKind::kWrite;
-  uint64_t offset_bytes = 0;
-  uint64_t length_bytes = 0;
-  std::string_view data;
-  uint8_t flags = 0;  // kSeqFua
-};
+using WriteOp = ::tidemark::WriteOp;  // see types.h
 
 struct Point {
   Seq seq = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace tidemark {
@@ -38,6 +39,20 @@ enum class OpKind : uint8_t {
 enum SeqFlags : uint8_t {
   kSeqFua = 1 << 0,    // the write carried FUA
   kSeqFlush = 1 << 1,  // a FLUSH completed covering this seq
+};
+
+// One write of the ordered stream (DESIGN.md decision 2), as the tap hands
+// it on and the journal takes it. Offsets and lengths are bytes, multiples
+// of 512; data holds length_bytes bytes for kWrite and is empty otherwise
+// (it points into the caller's buffer).
+struct WriteOp {
+  Seq seq = 0;
+  TimeNs time_ns = 0;
+  OpKind op = OpKind::kWrite;
+  uint64_t offset_bytes = 0;
+  uint64_t length_bytes = 0;
+  std::string_view data;
+  uint8_t flags = 0;  // kSeqFua
 };
 
 }  // namespace tidemark
