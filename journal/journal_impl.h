@@ -54,6 +54,7 @@ struct SpaceState {
   Seq last_seq = kNoSeq;       // newest applied (pending included)
   Seq committed_seq = kNoSeq;  // newest written to RocksDB
   TimeNs last_time_ns = 0;
+  Seq last_flush_seq = kNoSeq;  // newest seq with a flush marker
 };
 
 class Journal::Impl {

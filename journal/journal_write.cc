@@ -182,6 +182,7 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
       TM_RETURN_IF_ERROR(FromRocks(in.batch.Put(in.cf[kFlushes], FlushKey(vol->rec.space, op.seq),
                                                 EncodeFlush({op.time_ns, kSeqFua})),
                                    "batch put"));
+      sp.last_flush_seq = op.seq;
     }
     return Status::Ok();
   }();
@@ -210,6 +211,11 @@ Status Journal::MarkFlush(uint32_t volume, Seq seq, TimeNs time_ns, uint8_t flag
     return Status::InvalidArgument("volume " + vol->rec.name + ": flush of seq " +
                                    std::to_string(seq) + " which was not written");
   }
+  SpaceState& space = in.spaces[vol->rec.space];
+  // A FLUSH with nothing written since the last marker adds no point (and
+  // must not rewrite the marker's time: a read-only client flushes too).
+  if (seq == space.last_flush_seq) return Status::Ok();
+  space.last_flush_seq = std::max(seq, space.last_flush_seq == kNoSeq ? seq : space.last_flush_seq);
   return FromRocks(in.batch.Put(in.cf[kFlushes], FlushKey(vol->rec.space, seq),
                                 EncodeFlush({time_ns, flags})),
                    "batch put");
