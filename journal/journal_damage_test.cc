@@ -1,5 +1,5 @@
-// Journal version floors, damage (through RocksDB directly) and interrupted
-// imports.
+// Journal version floors, damage (through RocksDB directly), interrupted
+// imports, and regressions found by the integration tests.
 #include "journal_test_util.h"
 
 namespace tidemark::journal {
@@ -254,6 +254,24 @@ TEST_F(JournalTest, BlobFiles) {
   ASSERT_OK(j_->Commit());
   Reopen(o);
   EXPECT_TRUE(Image(vol, 0) == img);
+}
+
+// A client that only reads still flushes (qemu-io does on exit): a FLUSH
+// with nothing new written must not rewrite the marker, even after reopen.
+TEST_F(JournalTest, RepeatedFlushKeepsTheMarker) {
+  Reopen();
+  uint32_t vol = NewVolume();
+  ASSERT_OK(Write(vol, 0, 0, Pattern(kBs, 0)));
+  ASSERT_OK(j_->MarkFlush(vol, 0, kT0 + 1, kSeqFlush));
+  ASSERT_OK(j_->Commit());
+  auto before = DumpLines();
+  ASSERT_OK(j_->MarkFlush(vol, 0, kT0 + 2, kSeqFlush));
+  ASSERT_OK(j_->Commit());
+  EXPECT_EQ(DumpLines(), before);
+  Reopen();
+  ASSERT_OK(j_->MarkFlush(vol, 0, kT0 + 3, kSeqFlush));
+  ASSERT_OK(j_->Commit());
+  EXPECT_EQ(DumpLines(), before);
 }
 
 }  // namespace

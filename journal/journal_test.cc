@@ -538,24 +538,6 @@ TEST_F(JournalTest, Bookmarks) {
   EXPECT_TRUE(j_->Bookmarks(999).empty());
 }
 
-// A client that only reads still flushes (qemu-io does on exit): a FLUSH
-// with nothing new written must not rewrite the marker, even after reopen.
-TEST_F(JournalTest, RepeatedFlushKeepsTheMarker) {
-  Reopen();
-  uint32_t vol = NewVolume();
-  ASSERT_OK(Write(vol, 0, 0, Pattern(kBs, 0)));
-  ASSERT_OK(j_->MarkFlush(vol, 0, kT0 + 1, kSeqFlush));
-  ASSERT_OK(j_->Commit());
-  auto before = DumpLines();
-  ASSERT_OK(j_->MarkFlush(vol, 0, kT0 + 2, kSeqFlush));
-  ASSERT_OK(j_->Commit());
-  EXPECT_EQ(DumpLines(), before);
-  Reopen();
-  ASSERT_OK(j_->MarkFlush(vol, 0, kT0 + 3, kSeqFlush));
-  ASSERT_OK(j_->Commit());
-  EXPECT_EQ(DumpLines(), before);
-}
-
 TEST_F(JournalTest, Flushes) {
   Reopen();
   uint32_t vol = NewVolume();

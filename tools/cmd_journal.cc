@@ -8,6 +8,13 @@ namespace tidemark::tools {
 
 namespace {
 
+// The id of the named volume, or kNoVolume (every volume) for no name.
+Result<uint32_t> VolumeFilter(const journal::Journal& j, const std::string& name) {
+  if (name.empty()) return journal::Journal::kNoVolume;
+  BOOST_OUTCOME_TRY(vol, j.FindVolume(name));
+  return vol.id;
+}
+
 struct DumpArgs {
   std::string journal_dir;
   std::string volume;
@@ -16,11 +23,7 @@ struct DumpArgs {
 int RunDump(const DumpArgs& a) {
   auto run = [&]() -> Status {
     BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
-    uint32_t id = journal::Journal::kNoVolume;
-    if (!a.volume.empty()) {
-      BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
-      id = vol.id;
-    }
+    BOOST_OUTCOME_TRY(id, VolumeFilter(*j, a.volume));
     return j->Dump(id, [](std::string_view line) {
       std::fwrite(line.data(), 1, line.size(), stdout);
       std::fputc('\n', stdout);
@@ -39,11 +42,7 @@ struct VerifyArgs {
 int RunVerify(const VerifyArgs& a) {
   auto run = [&]() -> Status {
     BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
-    uint32_t id = journal::Journal::kNoVolume;
-    if (!a.volume.empty()) {
-      BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
-      id = vol.id;
-    }
+    BOOST_OUTCOME_TRY(id, VolumeFilter(*j, a.volume));
     nlohmann::json problems = nlohmann::json::array();
     auto stats = j->Verify(id, [&](std::string_view line) {
       if (a.json) {
