@@ -44,4 +44,10 @@ if (( quick )); then
 else
   "$here/restore_vs_cp.sh" "$build_dir" || failed=1
 fi
+echo "== tap_vs_nbdkit"
+if (( quick )); then
+  "$here/tap_vs_nbdkit.sh" "$build_dir" --seconds 2 --rounds 1 --size-mib 256 || failed=1
+else
+  "$here/tap_vs_nbdkit.sh" "$build_dir" || failed=1
+fi
 exit "$failed"
