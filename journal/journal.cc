@@ -230,17 +230,10 @@ Status Journal::Impl::LoadState() {
     }
     TM_RETURN_IF_ERROR(FromRocks(r->status(), "read ranges"));
     SpaceState& sp = spaces[vol.rec.space];
-    {
-      std::string lower = IdPrefix(vol.rec.space);
-      rocksdb::Slice lower_slice(lower);
-      rocksdb::ReadOptions ro;
-      ro.iterate_lower_bound = &lower_slice;
-      std::unique_ptr<rocksdb::Iterator> f(db->NewIterator(ro, cf[kFlushes]));
-      f->SeekForPrev(FlushKey(vol.rec.space, kNoSeq));
-      if (f->Valid()) {
-        auto key = DecodeSeqKey(f->key().ToStringView());
-        if (key) sp.last_flush_seq = key.value().seq;
-      }
+    LastAtOrBefore flush(db.get(), cf[kFlushes], vol.rec.space, FlushKey(vol.rec.space, kNoSeq));
+    if (flush->Valid()) {
+      auto key = DecodeSeqKey(flush->key().ToStringView());
+      if (key) sp.last_flush_seq = key.value().seq;
     }
     auto last = Edge(vol, /*first=*/false);
     if (last) {

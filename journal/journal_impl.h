@@ -35,6 +35,28 @@ struct BlockIdHash {
   }
 };
 
+// An iterator on the newest key at or before `key` among the keys of one
+// 4-byte id prefix (a space or a volume); not Valid() when there is none.
+class LastAtOrBefore {
+ public:
+  LastAtOrBefore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint32_t id,
+                 const std::string& key)
+      : lower_(IdPrefix(id)), lower_slice_(lower_) {
+    rocksdb::ReadOptions ro;
+    ro.iterate_lower_bound = &lower_slice_;  // must outlive the iterator: a member
+    it_.reset(db->NewIterator(ro, cf));
+    it_->SeekForPrev(key);
+  }
+  LastAtOrBefore(const LastAtOrBefore&) = delete;
+  LastAtOrBefore& operator=(const LastAtOrBefore&) = delete;
+  rocksdb::Iterator* operator->() const { return it_.get(); }
+
+ private:
+  std::string lower_;
+  rocksdb::Slice lower_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 struct RangeEntry {
   Seq seq;
   RangeRecord rec;

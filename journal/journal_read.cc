@@ -34,12 +34,7 @@ Result<SeqRecord> Journal::Impl::GetSeq(uint32_t space, Seq seq) const {
 }
 
 Result<Point> Journal::Impl::PointAt(const VolumeState& vol, Seq seq) const {
-  std::string lower = IdPrefix(vol.rec.space);
-  rocksdb::Slice lower_slice(lower);
-  rocksdb::ReadOptions ro;
-  ro.iterate_lower_bound = &lower_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[kSeqs]));
-  it->SeekForPrev(SeqKey(vol.rec.space, seq));
+  LastAtOrBefore it(db.get(), cf[kSeqs], vol.rec.space, SeqKey(vol.rec.space, seq));
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "read seq records"));
   if (!it->Valid()) {
     return Status::NotFound("volume " + vol.rec.name + " has no point at or before seq " +
@@ -168,12 +163,8 @@ Result<Point> Journal::Resolve(uint32_t volume, const PointSpec& spec, TimeNs no
                                        FormatTime(first.time_ns) + ", seq " +
                                        std::to_string(first.seq) + ")");
       }
-      std::string lower = IdPrefix(vol->rec.space);
-      rocksdb::Slice lower_slice(lower);
-      rocksdb::ReadOptions ro;
-      ro.iterate_lower_bound = &lower_slice;
-      std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[kTimes]));
-      it->SeekForPrev(TimeKey(vol->rec.space, spec.time_ns, kNoSeq));
+      LastAtOrBefore it(impl_->db.get(), impl_->cf[kTimes], vol->rec.space,
+                        TimeKey(vol->rec.space, spec.time_ns, kNoSeq));
       TM_RETURN_IF_ERROR(FromRocks(it->status(), "read time index"));
       if (!it->Valid()) return Status::Corruption("volume " + name + ": time index is empty");
       BOOST_OUTCOME_TRY(key, DecodeTimeKey(it->key().ToStringView()));
