@@ -19,7 +19,23 @@ struct Item {
   Seq seq = kNoSeq;        // writes: their seq; FLUSH: the newest seq it covers
   TimeNs time_ns = 0;
   bool data_op = false;    // WRITE, TRIM, WRITE_ZEROES
-  Status status;
+  bool replied = false;
+};
+
+bool IsDataOp(nbd::Command c) {
+  return c == nbd::Command::kWrite || c == nbd::Command::kTrim ||
+         c == nbd::Command::kWriteZeroes;
+}
+bool IsRead(nbd::Command c) {
+  return c == nbd::Command::kRead || c == nbd::Command::kBlockStatus;
+}
+
+// A recorded write that may not be on the backing yet: reads overlapping it
+// wait for it.
+struct Unapplied {
+  Seq seq;
+  uint64_t offset;
+  uint64_t end;
 };
 
 OpKind KindOf(nbd::Command c) {
@@ -35,6 +51,7 @@ struct Batch {
   Status status;           // of recording
   bool need_sync = false;  // a FLUSH or FUA in it
   Seq newest = kNoSeq;     // its newest write
+  size_t data_bytes = 0;
 };
 
 bool Overlaps(const nbd::Request& a, const nbd::Request& b) {
@@ -54,6 +71,7 @@ class Tap::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;
   std::deque<Item> queue;
+  std::deque<Unapplied> unapplied;  // guarded by mu; in seq order
   Seq last_seq = 0;
   TimeNs last_time_ns = 0;
   bool stopping = false;
@@ -79,6 +97,8 @@ class Tap::Impl {
   }
 
   Status ApplyToBacking(std::vector<Item>& batch);
+  void Serve(Item& it);  // a READ or BLOCK_STATUS, answered now
+  bool OverlapsUnapplied(const nbd::Request& r) const;  // under mu
   Status SyncAndCheckpoint(Seq seq);
   void RecordBatch(Batch& batch);
   void ApplyBatch(Batch& batch);
@@ -123,6 +143,12 @@ Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
   };
   for (size_t i = 0; i < batch.size(); ++i) {
     Item& it = batch[i];
+    if (IsRead(it.request.command)) {
+      // A read that overlapped a write queued before it: answered in order.
+      TM_RETURN_IF_ERROR(flush_wave());
+      Serve(it);
+      continue;
+    }
     if (!it.data_op) continue;
     const nbd::Request& r = it.request;
     if (r.command == nbd::Command::kWrite) {
@@ -137,6 +163,25 @@ Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
     }
   }
   return flush_wave();
+}
+
+void Tap::Impl::Serve(Item& it) {
+  nbd::Reply r;
+  const nbd::Request& q = it.request;
+  if (q.command == nbd::Command::kRead) {
+    r.data.resize(q.length_bytes);
+    r.status = backing->Read(q.offset_bytes, r.data.data(), r.data.size());
+  } else {
+    r.status = backing->Allocation(q.offset_bytes, q.length_bytes, &r.extents);
+  }
+  it.replied = true;
+  it.reply(std::move(r));
+}
+
+bool Tap::Impl::OverlapsUnapplied(const nbd::Request& r) const {
+  return std::any_of(unapplied.begin(), unapplied.end(), [&](const Unapplied& u) {
+    return r.offset_bytes < u.end && u.offset < r.offset_bytes + r.length_bytes;
+  });
 }
 
 // Stage 1 (recorder thread): record the batch in seq order, then commit:
@@ -168,8 +213,24 @@ void Tap::Impl::RecordBatch(Batch& batch) {
 void Tap::Impl::ApplyBatch(Batch& batch) {
   Status s = batch.status;
   if (s.ok()) s = Failure();
-  if (s.ok()) s = ApplyToBacking(batch.items);
-  if (s.ok() && batch.newest != kNoSeq) applied_seq = batch.newest;
+  if (s.ok()) {
+    // Recorded and committed: a write that asked for no durability is
+    // answered now, before the backing has it (a process crash keeps the
+    // journal's WAL in the page cache, and the tail replay at start puts
+    // it on the backing; reads of its range wait for it, above).
+    for (Item& it : batch.items) {
+      if (it.data_op && !(it.request.flags & nbd::kFlagFua)) {
+        it.replied = true;
+        it.reply(nbd::Reply{});
+      }
+    }
+    s = ApplyToBacking(batch.items);
+  }
+  if (s.ok() && batch.newest != kNoSeq) {
+    applied_seq = batch.newest;
+    std::lock_guard lock(mu);
+    while (!unapplied.empty() && unapplied.front().seq <= applied_seq) unapplied.pop_front();
+  }
   if (s.ok() && batch.need_sync) {
     s = recorder->Sync();
     if (s.ok()) s = SyncAndCheckpoint(applied_seq);
@@ -179,6 +240,7 @@ void Tap::Impl::ApplyBatch(Batch& batch) {
   }
   if (!s.ok()) Fail(s);
   for (Item& it : batch.items) {
+    if (it.replied) continue;
     nbd::Reply reply;
     reply.status = s;
     it.reply(std::move(reply));
@@ -192,8 +254,11 @@ void Tap::Impl::Run() {
       std::unique_lock lock(mu);
       cv.wait(lock, [&] { return stopping || !queue.empty(); });
       if (queue.empty() && stopping) break;
-      size_t n = std::min(queue.size(), options.max_batch);
-      for (size_t i = 0; i < n; ++i) {
+      // Up to max_batch items and max_batch_bytes of data (at least one).
+      while (!queue.empty() && batch.items.size() < options.max_batch &&
+             (batch.items.empty() ||
+              batch.data_bytes + queue.front().request.data.size() <= options.max_batch_bytes)) {
+        batch.data_bytes += queue.front().request.data.size();
         batch.items.push_back(std::move(queue.front()));
         queue.pop_front();
       }
@@ -261,26 +326,31 @@ uint64_t Tap::size_bytes() const { return impl_->backing->size_bytes(); }
 
 void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
   Impl& in = *impl_;
-  switch (request.command) {
-    case nbd::Command::kRead: {
-      nbd::Reply r;
-      r.data.resize(request.length_bytes);
-      r.status = in.backing->Read(request.offset_bytes, r.data.data(), r.data.size());
-      reply(std::move(r));
-      return;
-    }
-    case nbd::Command::kBlockStatus: {
-      nbd::Reply r;
-      r.status = in.backing->Allocation(request.offset_bytes, request.length_bytes, &r.extents);
-      reply(std::move(r));
-      return;
-    }
-    default: break;
-  }
   Item it;
-  it.data_op = request.command == nbd::Command::kWrite ||
-               request.command == nbd::Command::kTrim ||
-               request.command == nbd::Command::kWriteZeroes;
+  it.data_op = IsDataOp(request.command);
+  if (IsRead(request.command)) {
+    // A read sees every write answered before it: one overlapping a write
+    // that is not on the backing yet queues behind it.
+    bool behind;
+    {
+      std::lock_guard lock(in.mu);
+      behind = in.OverlapsUnapplied(request);
+      if (behind) {
+        it.seq = in.last_seq;
+        it.request = std::move(request);
+        it.reply = std::move(reply);
+        in.queue.push_back(std::move(it));
+      }
+    }
+    if (behind) {
+      in.cv.notify_one();
+    } else {
+      it.request = std::move(request);
+      it.reply = std::move(reply);
+      in.Serve(it);
+    }
+    return;
+  }
   {
     std::lock_guard lock(in.mu);
     if (in.stopping || !in.failed.ok()) {
@@ -293,6 +363,10 @@ void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
     in.last_time_ns = std::max(in.last_time_ns, NowNs());
     it.time_ns = in.last_time_ns;
     it.seq = it.data_op ? ++in.last_seq : in.last_seq;
+    if (it.data_op) {
+      in.unapplied.push_back({it.seq, request.offset_bytes,
+                              request.offset_bytes + request.length_bytes});
+    }
     it.request = std::move(request);
     it.reply = std::move(reply);
     in.queue.push_back(std::move(it));

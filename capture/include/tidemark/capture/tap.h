@@ -7,10 +7,15 @@
 // assigned under one lock across connections). One writer thread takes the
 // queued writes in seq order, a batch at a time: it records the batch
 // (Recorder::Record, then Commit), applies it to the backing in seq order
-// (writes that overlap an earlier one of the same batch wait for it), syncs
-// when a FLUSH or FUA asks for it, and only then replies. So the recorder is
-// never behind the backing, and the backing never has a write the recorder
-// could lose in a process crash.
+// (writes that overlap an earlier one of the same batch wait for it), and
+// syncs when a FLUSH or FUA asks for it. A write without FUA is answered once
+// its batch is committed to the recorder (it survives a process crash there,
+// and the tail replay at start puts it on the backing), before the backing
+// has it; a READ or BLOCK_STATUS overlapping a write not yet on the backing
+// waits for it; FLUSH and FUA are answered after both are synced. So the
+// recorder is never behind the backing, the backing never has a write the
+// recorder could lose in a process crash, and a read sees every write
+// answered before it.
 //
 // Thread-safety: Submit() from any connection thread; the rest from one.
 #pragma once
@@ -83,6 +88,7 @@ struct TapOptions {
   Seq last_seq = 0;          // the newest seq already recorded
   TimeNs last_time_ns = 0;   // its time (times never go backwards)
   size_t max_batch = 256;    // writes recorded per Commit at most
+  size_t max_batch_bytes = 32 << 20;  // ... and bytes of write data (at least one write)
   unsigned queue_depth = 32; // backing writes in flight (io_uring)
   // The backing is synced and a checkpoint recorded at least this often
   // while writes arrive (bounds the tail replayed after a crash).
