@@ -313,6 +313,9 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
       markers.push_back(it->key().ToString());
     }
     for (const std::string& marker : markers) {
+      std::string v;
+      TM_RETURN_IF_ERROR(FromRocks(in.db->Get({}, in.cf[kDefault], marker, &v), "read marker"));
+      if (v.size() == 16) continue;  // a staged import: resumed, not abandoned
       TM_RETURN_IF_ERROR(in.AbandonImport(marker));
     }
   }

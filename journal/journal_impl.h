@@ -117,6 +117,7 @@ class Journal::Impl {
   bool SeqExists(uint32_t space, Seq seq) const;
   // Removes what an interrupted import left (journal_import.cc).
   Status AbandonImport(const std::string& marker_key);
+  std::map<uint32_t, uint64_t> staged_end;  // volume -> end of its furthest staged chunk
 
   // Reader internals (journal_read.cc).
   // Reads block at seq; *found_seq is the version's seq or kNoSeq.

@@ -7,6 +7,7 @@
 // later open remove the block versions of an import that a crash cut off.
 #include <rocksdb/options.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "coding.h"
@@ -144,6 +145,121 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
   sp.last_seq = sp.committed_seq = seq;
   sp.last_time_ns = time_ns;
   return seq;
+}
+
+}  // namespace tidemark::journal
+
+namespace tidemark::journal {
+
+namespace {
+
+// A staged import's marker value: be64 seq (0), be64 end of the furthest
+// chunk. The 8-byte form is a local import, abandoned when reopened.
+std::string StagedMarker(uint64_t end_bytes) {
+  std::string v;
+  coding::PutBE(&v, 0, 8);
+  coding::PutBE(&v, end_bytes, 8);
+  return v;
+}
+
+}  // namespace
+
+Result<uint64_t> Journal::StagedImportEnd(uint32_t volume) const {
+  const Impl& in = *impl_;
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  (void)vol;
+  auto pending = in.staged_end.find(volume);
+  if (pending != in.staged_end.end()) return pending->second;
+  std::string v;
+  rocksdb::Status s = in.db->Get({}, in.cf[kDefault], MarkerKey(volume), &v);
+  if (s.IsNotFound()) return uint64_t{0};
+  TM_RETURN_IF_ERROR(FromRocks(s, "read import marker"));
+  if (v.size() != 16) return uint64_t{0};
+  return coding::GetBE(v.data() + 8, 8);
+}
+
+Status Journal::StageImport(uint32_t volume, uint64_t offset_bytes, std::string_view data) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  const std::string& name = vol->rec.name;
+  if (in.spaces[vol->rec.space].last_seq != kNoSeq) {
+    return Status::InvalidArgument("volume " + name + " already has seqs: nothing to import");
+  }
+  const uint64_t size = vol->epoch().size_bytes;
+  const uint32_t bs = vol->epoch().block_bytes;
+  const uint64_t end = offset_bytes + data.size();
+  if (offset_bytes % bs != 0 || offset_bytes > size || data.size() > size - offset_bytes ||
+      (data.size() % bs != 0 && end != size)) {
+    return Status::InvalidArgument("volume " + name + ": import chunk " +
+                                   std::to_string(offset_bytes) + "+" +
+                                   std::to_string(data.size()) +
+                                   " is not block-aligned or past the end");
+  }
+  BOOST_OUTCOME_TRY(prev_end, StagedImportEnd(volume));
+  std::string padded;
+  for (uint64_t pos = 0; pos < data.size(); pos += bs) {
+    std::string_view block = data.substr(pos, bs);
+    if (std::all_of(block.begin(), block.end(), [](char c) { return c == 0; })) continue;
+    if (block.size() < bs) {
+      padded.assign(block);
+      padded.resize(bs, '\0');
+      block = padded;
+    }
+    TM_RETURN_IF_ERROR(in.PutBlock(*vol, (offset_bytes + pos) / bs, 0, block));
+  }
+  uint64_t new_end = std::max(prev_end, end);
+  TM_RETURN_IF_ERROR(FromRocks(
+      in.batch.Put(in.cf[kDefault], MarkerKey(volume), StagedMarker(new_end)), "batch put"));
+  in.staged_end[volume] = new_end;
+  // The chunk's blocks stay invisible (no seq record): write them now.
+  return in.Commit();
+}
+
+Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  BOOST_OUTCOME_TRY(vol, in.Volume(volume));
+  SpaceState& sp = in.spaces[vol->rec.space];
+  if (sp.last_seq != kNoSeq) {
+    return Status::InvalidArgument("volume " + vol->rec.name + " already has seqs");
+  }
+  TM_RETURN_IF_ERROR(in.Commit());
+  const uint32_t bs = vol->epoch().block_bytes;
+  const uint64_t size = vol->epoch().size_bytes;
+  // The seq record lists what seq 0 holds: every block staged at seq 0.
+  std::vector<Extent> changed;
+  std::string prefix = IdPrefix(volume);
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator(ro, in.cf[kBlocks]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    BOOST_OUTCOME_TRY(key, DecodeBlockKey(it->key().ToStringView()));
+    if (key.seq != 0) continue;
+    uint64_t off = key.block * bs;
+    uint64_t len = std::min<uint64_t>(bs, size - off);
+    if (!changed.empty() && changed.back().end_bytes() == off) {
+      changed.back().length_bytes += len;
+    } else {
+      changed.push_back({off, len});
+    }
+  }
+  TM_RETURN_IF_ERROR(FromRocks(it->status(), "scan staged blocks"));
+  rocksdb::WriteBatch wb;
+  SeqRecord rec{time_ns, volume, OpKind::kImport, 0, changed};
+  TM_RETURN_IF_ERROR(
+      FromRocks(wb.Put(in.cf[kSeqs], SeqKey(vol->rec.space, 0), EncodeSeq(rec)), "batch put"));
+  TM_RETURN_IF_ERROR(
+      FromRocks(wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, 0), EncodeTime()),
+                "batch put"));
+  TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+  rocksdb::WriteOptions sync_wo;
+  sync_wo.sync = true;
+  TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
+  in.staged_end.erase(volume);
+  sp.last_seq = sp.committed_seq = 0;
+  sp.last_time_ns = std::max(sp.last_time_ns, time_ns);
+  return Seq{0};
 }
 
 }  // namespace tidemark::journal

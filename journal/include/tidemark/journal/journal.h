@@ -137,6 +137,20 @@ class Journal {
   Result<Seq> Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
                      Seq seq = kNoSeq);
 
+  // Staged import: seq 0 of a volume that has no seqs, received in chunks
+  // over one or several sessions (a remote tap's initial sync, resumable).
+  // StageImport() puts the non-zero blocks of a chunk at seq 0, invisible
+  // to readers; the offset must be block-aligned and the length a multiple
+  // of the block size (or reach the volume's end). Chunks are committed
+  // like writes (Sync() makes them durable) and survive reopening.
+  // StagedImportEnd() is where to resume: the end of the furthest chunk
+  // staged (0 when none); FinishStagedImport() makes seq 0 a point (synced)
+  // from every block staged. kInvalidArgument when the volume already has
+  // seqs.
+  Status StageImport(uint32_t volume, uint64_t offset_bytes, std::string_view data);
+  Result<uint64_t> StagedImportEnd(uint32_t volume) const;
+  Result<Seq> FinishStagedImport(uint32_t volume, TimeNs time_ns);
+
   // Records that every seq up to `seq` of the volume is on its backing
   // (synced). Written with a synced WAL write.
   Status SetBackingCheckpoint(uint32_t volume, Seq seq);
