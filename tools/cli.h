@@ -44,5 +44,9 @@ void AddRestoreCommand(CLI::App& app, int* exit_code);
 void AddPointsCommands(CLI::App& app, int* exit_code);  // points, bookmark
 void AddJournalCommand(CLI::App& app, int* exit_code);  // journal import|replay|dump|verify|set-floors
 void AddProtectCommand(CLI::App& app, int* exit_code);
+// `target` with its `init` subcommand; returns `target` so that `serve` can be
+// added to it. `tenant add|list|token`.
+CLI::App* AddTargetCommand(CLI::App& app, int* exit_code);
+void AddTenantCommand(CLI::App& app, int* exit_code);
 
 }  // namespace tidemark::tools
