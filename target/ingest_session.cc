@@ -1,0 +1,409 @@
+// One tap's session on the target: TLS, HELLO, then its frames in order
+// (docs/protocol.md). Every frame that changes the journal runs on the
+// tenant journal's worker in arrival order; ACKs go out once it is durable.
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include "server_impl.h"
+
+// g++ 12: Asio's coroutine frame allocator trips -Wmismatched-new-delete (a
+// false positive). Its coroutines also mishandle temporaries with
+// destructors in a co_await operand (destroyed twice: seen as a double
+// free), so every such operand is a named local here.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#include "tidemark/journal/time.h"
+
+namespace tidemark::target {
+
+namespace {
+
+constexpr auto kHelloTimeout = std::chrono::seconds(10);
+
+std::string_view ErrorCodeFor(const Status& s) {
+  switch (s.code()) {
+    case Code::kNoSpace: return wire::kErrNoSpace;
+    case Code::kInvalidArgument:
+    case Code::kCorruption: return wire::kErrInvalid;
+    case Code::kNotFound: return wire::kErrInvalid;
+    default: return wire::kErrInternal;
+  }
+}
+
+}  // namespace
+
+void Session::Start() {
+  auto self = shared_from_this();
+  hello_timer_.expires_after(kHelloTimeout);
+  hello_timer_.async_wait([self](boost::system::error_code ec) {
+    if (!ec && self->tenant_.empty()) self->Close();  // no HELLO in time
+  });
+  asio::co_spawn(server_->io, [self]() -> asio::awaitable<void> { co_await self->Run(); },
+                 asio::detached);
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = closing_ = true;
+  boost::system::error_code ec;
+  stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.lowest_layer().close(ec);
+  hello_timer_.cancel();
+  inflight_signal_.cancel();
+  Wake();
+}
+
+void Session::Send(wire::FrameType type, std::string_view payload) {
+  if (closing_) return;
+  wire::AppendFrame(&out_, type, payload, false);
+  Wake();
+}
+
+void Session::SendError(std::string_view code, const std::string& message) {
+  if (closing_) return;
+  if (!tenant_.empty()) {
+    spdlog::warn("tenant {} volume {}: {}: {}", tenant_, volume_name_, code, message);
+  }
+  wire::AppendFrame(&out_, wire::FrameType::kError,
+                    wire::EncodeError({std::string(code), message}), false);
+  closing_ = true;  // the writer sends out_, then closes
+  ++server_->rejected;
+  Wake();
+}
+
+void Session::SendError(const Status& s) { SendError(ErrorCodeFor(s), s.message()); }
+
+asio::awaitable<void> Session::WriteLoop() {
+  auto self = shared_from_this();
+  for (;;) {
+    if (out_.empty()) {
+      if (closing_) break;
+      boost::system::error_code ec;
+      out_signal_.expires_at(asio::steady_timer::time_point::max());
+      co_await out_signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    std::string buf;
+    buf.swap(out_);
+    boost::system::error_code ec;
+    co_await asio::async_write(stream_, asio::buffer(buf),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+  }
+  writer_done_ = true;
+  Close();
+}
+
+asio::awaitable<Result<wire::Frame>> Session::ReadFrame() {
+  for (;;) {
+    auto next = reader_.Next();
+    if (!next) co_return next.error();
+    if (next.value()) co_return std::move(*next.value());
+    boost::system::error_code ec;
+    size_t n = co_await stream_.async_read_some(asio::buffer(read_buf_),
+                                                asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return Status::Aborted("connection closed: " + ec.message());
+    reader_.Feed(std::string_view(read_buf_.data(), n));
+  }
+}
+
+asio::awaitable<Status> Session::Call(TenantJournal::Work work) {
+  struct State {
+    explicit State(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    Status status;
+    bool done = false;
+  };
+  auto st = std::make_shared<State>(server_->io);
+  journal_->Post(std::move(work), [st, io = &server_->io](Status s) {
+    asio::post(*io, [st, s] {
+      st->status = s;
+      st->done = true;
+      st->timer.cancel();
+    });
+  });
+  while (!st->done) {
+    boost::system::error_code ec;
+    st->timer.expires_at(asio::steady_timer::time_point::max());
+    co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return st->status;
+}
+
+asio::awaitable<Status> Session::OnHello(const wire::Frame& frame) {
+  if (frame.type != wire::FrameType::kHello) {
+    co_return Status::InvalidArgument("expected HELLO, got " +
+                                      std::string(wire::FrameTypeName(frame.type)));
+  }
+  auto hello = wire::DecodeHello(frame.payload);
+  if (!hello) co_return hello.error();
+  const wire::Hello& h = hello.value();
+  if (h.protocol != wire::kProtocolVersion) {
+    SendError(wire::kErrUnsupportedVersion,
+              "protocol " + std::to_string(h.protocol) + " is not supported (this target speaks " +
+                  std::to_string(wire::kProtocolVersion) + ")");
+    co_return Status::Ok();
+  }
+  if (!server_->Authenticate(h.tenant, h.token)) {
+    SendError(wire::kErrUnauthenticated, "tenant '" + h.tenant + "' or its token was not accepted");
+    co_return Status::Ok();
+  }
+  if (h.volumes.size() != 1) {
+    // TODO(#4): consistency groups over the network (several volumes).
+    SendError(wire::kErrInvalid, "a session carries exactly one volume (groups come later)");
+    co_return Status::Ok();
+  }
+  tenant_ = h.tenant;
+  tap_id_ = h.tap_id;
+  hello_timer_.cancel();
+  const wire::VolumeSpec spec = h.volumes[0];
+  auto tj = server_->JournalFor(tenant_);
+  if (!tj) co_return tj.error();
+  journal_ = tj.value();
+  // One session per volume; the same tap reconnecting takes over from its
+  // old connection (which may not have noticed a network cut yet).
+  for (int i = 0; !journal_->Claim(spec.name, this); ++i) {
+    auto owner = server_->SessionOf(tenant_, spec.name);
+    if (!owner || owner->tap_id() != tap_id_ || tap_id_.empty() || i >= 100) {
+      SendError(wire::kErrConflict, "volume " + spec.name + " is being ingested by another tap");
+      co_return Status::Ok();
+    }
+    owner->Close();
+    asio::steady_timer t(server_->io, std::chrono::milliseconds(50));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  claimed_ = true;
+  volume_name_ = spec.name;
+
+  auto welcome = std::make_shared<wire::Welcome>();
+  auto vol_id = std::make_shared<uint32_t>(0);
+  TenantJournal::Work work = [spec, welcome, vol_id](journal::Journal& j) -> Status {
+    auto found = j.FindVolume(spec.name);
+    journal::VolumeInfo vol;
+    if (!found) {
+      if (found.error().code() != Code::kNotFound) return found.error();
+      BOOST_OUTCOME_TRY(created, j.CreateVolume(spec.name, spec.size_bytes, spec.block_bytes));
+      vol = created;
+    } else {
+      vol = found.value();
+      if (vol.size_bytes != spec.size_bytes || vol.block_bytes != spec.block_bytes) {
+        return Status::InvalidArgument(
+            "volume " + spec.name + " is " + std::to_string(vol.size_bytes) + " bytes with " +
+            std::to_string(vol.block_bytes) + "-byte blocks on the target, but the tap has " +
+            std::to_string(spec.size_bytes) + " and " + std::to_string(spec.block_bytes));
+      }
+    }
+    *vol_id = vol.id;
+    wire::VolumeState state{spec.name, std::string(wire::kStateReady), 0};
+    BOOST_OUTCOME_TRY(last, j.LastSeq(vol.id));
+    if (last == kNoSeq) {
+      BOOST_OUTCOME_TRY(end, j.StagedImportEnd(vol.id));
+      state.state = end == 0 ? wire::kStateNew : wire::kStateImporting;
+      state.import_next_offset = end;
+    }
+    BOOST_OUTCOME_TRY(durable, j.Sync(vol.id));
+    welcome->durable_seq = durable;
+    welcome->volumes = {state};
+    return Status::Ok();
+  };
+  Status s = co_await Call(std::move(work));
+  if (!s.ok()) {
+    SendError(s);
+    co_return Status::Ok();
+  }
+  volume_id_ = *vol_id;
+  acked_ = welcome->durable_seq;
+  Send(wire::FrameType::kWelcome, wire::EncodeWelcome(*welcome));
+  spdlog::info("tenant {} volume {}: tap {} connected (durable seq {})", tenant_, volume_name_,
+               tap_id_, acked_ == kNoSeq ? std::string("none") : std::to_string(acked_));
+  co_return Status::Ok();
+}
+
+Status Session::OnWrites(wire::Frame& frame) {
+  auto payload = std::make_shared<std::string>(std::move(frame.payload));
+  auto decoded = wire::DecodeWrites(*payload);
+  if (!decoded) return decoded.error();
+  auto entries = std::make_shared<std::vector<wire::WriteEntry>>(std::move(decoded.value()));
+  Seq newest = kNoSeq;
+  uint64_t data_bytes = 0;
+  for (const auto& e : *entries) {
+    if (e.volume != 0) {
+      return Status::InvalidArgument("WRITES entry for volume index " + std::to_string(e.volume) +
+                                     " (HELLO named one volume)");
+    }
+    newest = newest == kNoSeq ? e.seq : std::max(newest, e.seq);
+    data_bytes += e.data.size();
+  }
+  const uint64_t cost = payload->size();
+  inflight_bytes_ += cost;
+  uint32_t vol = volume_id_;
+  auto self = shared_from_this();
+  TargetServer::Impl* server = server_;
+  journal_->Post(
+      [payload, entries, vol, server, data_bytes](journal::Journal& j) -> Status {
+        BOOST_OUTCOME_TRY(last, j.LastSeq(vol));
+        if (last == kNoSeq) {
+          return Status::InvalidArgument("the volume has no seq 0 yet: finish the initial sync");
+        }
+        for (const auto& e : *entries) {
+          if (e.op == wire::EntryOp::kFlush) {
+            TM_RETURN_IF_ERROR(j.MarkFlush(vol, e.seq, e.time_ns, kSeqFlush));
+          } else {
+            TM_RETURN_IF_ERROR(j.Apply(vol, wire::ToWriteOp(e)));
+          }
+        }
+        server->writes += entries->size();
+        server->write_bytes += data_bytes;
+        return Status::Ok();
+      },
+      [self, cost, newest, io = &server_->io](Status s) {
+        asio::post(*io, [self, cost, newest, s] {
+          self->inflight_bytes_ -= cost;
+          self->inflight_signal_.cancel();
+          if (!self->failed_.ok()) return;
+          if (!s.ok()) {
+            self->failed_ = s;
+            self->SendError(s);
+            return;
+          }
+          if (newest != kNoSeq && (self->acked_ == kNoSeq || newest > self->acked_)) {
+            self->acked_ = newest;
+            self->Send(wire::FrameType::kAck, wire::EncodeAck(newest));
+          }
+        });
+      });
+  return Status::Ok();
+}
+
+Status Session::OnImport(wire::Frame& frame) {
+  auto payload = std::make_shared<std::string>(std::move(frame.payload));
+  auto chunk = wire::DecodeImport(*payload);
+  if (!chunk) return chunk.error();
+  if (chunk.value().volume != 0) return Status::InvalidArgument("IMPORT for an unknown volume");
+  const uint64_t cost = payload->size();
+  inflight_bytes_ += cost;
+  uint32_t vol = volume_id_;
+  wire::ImportChunk c = chunk.value();
+  auto self = shared_from_this();
+  journal_->Post(
+      [payload, c, vol](journal::Journal& j) { return j.StageImport(vol, c.offset_bytes, c.data); },
+      [self, cost, io = &server_->io](Status s) {
+        asio::post(*io, [self, cost, s] {
+          self->inflight_bytes_ -= cost;
+          self->inflight_signal_.cancel();
+          if (!s.ok() && self->failed_.ok()) {
+            self->failed_ = s;
+            self->SendError(s);
+          }
+        });
+      });
+  return Status::Ok();
+}
+
+asio::awaitable<Status> Session::OnImportDone(const wire::Frame& frame) {
+  auto done = wire::DecodeImportDone(frame.payload);
+  if (!done) co_return done.error();
+  uint32_t vol = volume_id_;
+  TimeNs t = done.value().time_ns;
+  TenantJournal::Work work = [vol, t](journal::Journal& j) -> Status {
+    auto seq0 = j.FinishStagedImport(vol, t);
+    return seq0 ? Status::Ok() : seq0.error();
+  };
+  Status s = co_await Call(std::move(work));
+  if (!s.ok()) co_return s;
+  acked_ = 0;
+  Send(wire::FrameType::kAck, wire::EncodeAck(0));
+  spdlog::info("tenant {} volume {}: initial sync complete (seq 0)", tenant_, volume_name_);
+  co_return Status::Ok();
+}
+
+Status Session::OnBookmark(const wire::Frame& frame) {
+  auto bm = wire::DecodeBookmark(frame.payload);
+  if (!bm) return bm.error();
+  auto result = std::make_shared<journal::Bookmark>();
+  uint32_t vol = volume_id_;
+  wire::Bookmark b = bm.value();
+  auto self = shared_from_this();
+  journal_->Post(
+      [vol, b, result](journal::Journal& j) -> Status {
+        BOOST_OUTCOME_TRY(added, j.AddBookmark(vol, b.name, b.time_ns));
+        *result = added;
+        return Status::Ok();
+      },
+      [self, result, io = &server_->io](Status s) {
+        asio::post(*io, [self, result, s] {
+          if (!s.ok()) {
+            if (self->failed_.ok()) self->SendError(s);
+            return;
+          }
+          self->Send(wire::FrameType::kBookmarkDone,
+                     wire::EncodeBookmarkDone(
+                         {result->name, result->point.seq, result->point.time_ns}));
+        });
+      });
+  return Status::Ok();
+}
+
+asio::awaitable<void> Session::Run() {
+  auto self = shared_from_this();
+  boost::system::error_code ec;
+  co_await stream_.async_handshake(ssl::stream_base::server,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) {
+    writer_started_ = true;
+    asio::co_spawn(server_->io, WriteLoop(), asio::detached);
+    Status s;
+    auto first = co_await ReadFrame();
+    if (first) {
+      s = co_await OnHello(first.value());
+    } else {
+      s = first.error();
+    }
+    if (!s.ok()) SendError(s);
+    while (!closing_) {
+      // Backpressure: stop reading while too much waits for the journal.
+      while (inflight_bytes_ > server_->config.max_inflight_bytes && !closing_) {
+        inflight_signal_.expires_at(asio::steady_timer::time_point::max());
+        co_await inflight_signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+      auto frame = co_await ReadFrame();
+      if (!frame) {
+        if (frame.error().code() != Code::kAborted) SendError(frame.error());
+        break;
+      }
+      wire::Frame& f = frame.value();
+      switch (f.type) {
+        case wire::FrameType::kWrites: s = OnWrites(f); break;
+        case wire::FrameType::kImport: s = OnImport(f); break;
+        case wire::FrameType::kImportDone: s = co_await OnImportDone(f); break;
+        case wire::FrameType::kBookmark: s = OnBookmark(f); break;
+        case wire::FrameType::kPing: Send(wire::FrameType::kPong, {}); s = Status::Ok(); break;
+        case wire::FrameType::kPong: s = Status::Ok(); break;
+        default:
+          s = Status::InvalidArgument("unexpected " + std::string(wire::FrameTypeName(f.type)) +
+                                      " frame");
+      }
+      if (!s.ok()) SendError(s);
+    }
+  } else {
+    ++server_->rejected;
+  }
+  // Wait for journal calls still running: their replies need this object.
+  while (inflight_bytes_ > 0) {
+    inflight_signal_.expires_at(asio::steady_timer::time_point::max());
+    co_await inflight_signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  // Let the writer flush what is queued (an ERROR); it closes the socket.
+  closing_ = true;
+  Wake();
+  for (int i = 0; i < 200 && writer_started_ && !writer_done_; ++i) {
+    asio::steady_timer t(server_->io, std::chrono::milliseconds(10));
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  Close();
+  if (claimed_) journal_->Release(volume_name_, this);
+  if (!tenant_.empty()) spdlog::info("tenant {} volume {}: tap {} disconnected", tenant_, volume_name_, tap_id_);
+  server_->sessions.erase(self);
+}
+
+}  // namespace tidemark::target
