@@ -48,5 +48,7 @@ void AddProtectCommand(CLI::App& app, int* exit_code);
 // added to it. `tenant add|list|token`.
 CLI::App* AddTargetCommand(CLI::App& app, int* exit_code);
 void AddTenantCommand(CLI::App& app, int* exit_code);
+void AddTargetServeCommand(CLI::App* target, int* exit_code);  // target serve
+void AddTapCommand(CLI::App& app, int* exit_code);
 
 }  // namespace tidemark::tools

@@ -18,8 +18,9 @@ int main(int argc, char** argv) {
   AddPointsCommands(app, &exit_code);
   AddJournalCommand(app, &exit_code);
   AddProtectCommand(app, &exit_code);
-  AddTargetCommand(app, &exit_code);
+  AddTargetServeCommand(AddTargetCommand(app, &exit_code), &exit_code);
   AddTenantCommand(app, &exit_code);
+  AddTapCommand(app, &exit_code);
   const std::string first = argc > 1 ? argv[1] : "";
   auto named = [&](const CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named).empty()) {
