@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "tidemark/capture/activity_log.h"
+#include "tidemark/capture/spill.h"
 #include "tidemark/journal/time.h"
 #include "tidemark/journal/wire.h"
 
@@ -42,12 +43,20 @@ namespace {
 constexpr uint64_t kImportChunkBytes = 1 << 20;
 constexpr uint64_t kResyncChunkBytes = 1 << 20;
 
-struct Item {
-  bool bookmark = false;
-  wire::WriteEntry entry;  // its data is `data`, attached when encoded
-  std::string data;
-  std::string name;        // a bookmark's
-};
+// A link that drops packets without a reset (a blackhole: a dead router, a
+// firewall's expired state, a peer that froze) leaves a TCP read waiting for
+// hours, and neither keepalive nor TCP_USER_TIMEOUT sees a middlebox that
+// still acknowledges segments. So the tap watches the connection end to end:
+// it sends PING once it heard nothing for kPingAfter, and drops the
+// connection (then reconnects) when nothing at all arrived for kReadDeadline:
+// no ACK, no PONG, no byte. A false alarm (a target stalled that long) costs
+// one reconnect and a resend, which the journal ignores.
+constexpr auto kPingAfter = std::chrono::seconds(2);
+constexpr auto kReadDeadline = std::chrono::seconds(10);
+
+// A queued write entry (its data is `data`, attached when encoded) or a
+// bookmark; the same record the spill stores.
+using Item = SpillRecord;
 
 bool IsRefusal(std::string_view code) {
   return code == wire::kErrUnauthenticated || code == wire::kErrForbidden ||
@@ -64,6 +73,7 @@ class Shipper::Impl {
   ShipOptions o;
   const Backing* backing = nullptr;
   std::unique_ptr<ActivityLog> al;
+  std::unique_ptr<Spill> spill;  // guarded by mu; newer than every item in `queue`
   std::unique_ptr<ssl::context> tls;
   std::unique_ptr<asio::io_context> io;
   std::unique_ptr<asio::steady_timer> send_signal;  // io thread
@@ -85,6 +95,16 @@ class Shipper::Impl {
   std::function<void(uint64_t, uint64_t)> progress;
   Ready ready_point;
   Stream* current = nullptr;  // io thread
+  // The read deadline (io thread): when bytes last arrived on the current
+  // connection, and whether it expired (the connection was dropped for it).
+  std::chrono::steady_clock::time_point last_heard;
+  bool deadline_expired = false;
+  struct Watch {
+    explicit Watch(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    bool armed = true;   // false while no reply is due (the initial sync)
+    bool over = false;   // the connection ended: its stream is gone
+  };
 
   void Signal() {
     asio::post(*io, [this] { send_signal->cancel(); });
@@ -95,8 +115,16 @@ class Shipper::Impl {
   asio::awaitable<Result<wire::Frame>> ReadFrame(Stream& s, wire::FrameReader& r);
   asio::awaitable<Status> Import(Stream& s, wire::FrameReader& r, uint64_t from);
   asio::awaitable<Status> Receive(Stream& s, wire::FrameReader& r);
+  // Closes `s` once the read deadline passes while `w` is armed; ends when
+  // w->over is set (and its timer cancelled).
+  asio::awaitable<void> Watchdog(Stream& s, std::shared_ptr<Watch> w);
   Status QueueResync(Seq after, TimeNs time_ns);
   void OnAck(Seq seq);
+  // Under mu: moves spilled items back to memory while it has room.
+  void Refill();
+  // Under mu: queues an item, in memory or, when memory is full or the
+  // spill holds older items, in the spill (waits while the spill is full).
+  Status Enqueue(std::unique_lock<std::mutex>& lock, Item item);
 };
 
 asio::awaitable<Status> Shipper::Impl::WriteFrame(Stream& s, wire::FrameType t,
@@ -131,6 +159,7 @@ asio::awaitable<Result<wire::Frame>> Shipper::Impl::ReadFrame(Stream& s, wire::F
     size_t n = co_await s.async_read_some(asio::buffer(buf),
                                           asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return Status::IOError("connection to " + o.target + " lost: " + ec.message());
+    last_heard = std::chrono::steady_clock::now();
     r.Feed(std::string_view(buf.data(), n));
   }
 }
@@ -199,9 +228,41 @@ Status Shipper::Impl::QueueResync(Seq after, TimeNs time_ns) {
   return Status::Ok();
 }
 
+void Shipper::Impl::Refill() {
+  while (!spill->empty() && queued_bytes < o.max_queue_bytes / 2) {
+    std::vector<Item> items;
+    Status s = spill->ReadFront(o.max_queue_bytes / 4, &items);
+    if (!s.ok()) {
+      last_error = s.message();  // a damaged spill: the activity log still covers it
+      return;
+    }
+    for (Item& it : items) {
+      queued_bytes += it.data.size();
+      queue.push_back(std::move(it));
+    }
+    cv.notify_all();  // the spill has room again
+  }
+}
+
+Status Shipper::Impl::Enqueue(std::unique_lock<std::mutex>& lock, Item item) {
+  if (spill->empty() && queued_bytes + item.data.size() <= o.max_queue_bytes) {
+    queued_bytes += item.data.size();
+    queue.push_back(std::move(item));
+    return Status::Ok();
+  }
+  for (;;) {
+    Status s = spill->Append(item);
+    if (s.code() != Code::kNoSpace) return s;
+    // TODO(#4): past the spill cap, a dirty-block bitmap instead of waiting.
+    state = "backlog";
+    cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (stopping) return Status::Aborted("the tap is stopping");
+  }
+}
+
 void Shipper::Impl::OnAck(Seq seq) {
   std::lock_guard lock(mu);
-  if (seq == kNoSeq || (acked != kNoSeq && seq <= acked)) return;
+  if (seq == kNoSeq || (acked != kNoSeq && seq < acked)) return;
   acked = seq;
   while (!queue.empty() && !queue.front().bookmark && queue.front().entry.seq <= seq) {
     const Item& it = queue.front();
@@ -211,6 +272,9 @@ void Shipper::Impl::OnAck(Seq seq) {
     queue.pop_front();
     if (sent > 0) --sent;
   }
+  size_t before = queue.size();
+  Refill();
+  if (queue.size() > before) send_signal->cancel();  // io thread: wake the sender
   if (resync_last != kNoSeq && seq >= resync_last) {
     Status s = al->ClearAll();  // the crash's extents are on the target now
     if (!s.ok()) last_error = s.message();
@@ -247,6 +311,20 @@ asio::awaitable<Status> Shipper::Impl::Receive(Stream& s, wire::FrameReader& r) 
         co_return Status::Corruption("unexpected " +
                                      std::string(wire::FrameTypeName(f.value().type)) +
                                      " frame from the target");
+    }
+  }
+}
+
+asio::awaitable<void> Shipper::Impl::Watchdog(Stream& s, std::shared_ptr<Watch> w) {
+  for (;;) {
+    boost::system::error_code ec;
+    w->timer.expires_after(std::chrono::milliseconds(500));
+    co_await w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (w->over) co_return;
+    if (w->armed && std::chrono::steady_clock::now() - last_heard > kReadDeadline) {
+      deadline_expired = true;
+      s.lowest_layer().close(ec);  // the pending read and write fail: Connection() ends
+      co_return;
     }
   }
 }
@@ -290,6 +368,17 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     co_return Status::IOError("TLS with " + o.target + " failed (is --ca the target's CA?): " +
                               ec.message());
   }
+  // From here on the target owes replies: WELCOME, then ACKs and PONGs.
+  auto watch = std::make_shared<Watch>(*io);
+  struct Unwatch {
+    std::shared_ptr<Watch> w;
+    ~Unwatch() {
+      w->over = true;
+      w->timer.cancel();
+    }
+  } unwatch{watch};
+  last_heard = std::chrono::steady_clock::now();
+  asio::co_spawn(*io, Watchdog(s, watch), asio::detached);
   wire::Hello hello;
   hello.tenant = o.tenant;
   hello.token = o.token;
@@ -311,8 +400,13 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
   if (welcome.value().volumes.size() != 1) co_return Status::Corruption("WELCOME without the volume");
   const wire::VolumeState& vs = welcome.value().volumes[0];
   if (vs.state != wire::kStateReady) {
+    // TODO(#4): the target says nothing until IMPORT_DONE, so a blackhole
+    // during the initial sync is not noticed yet (PINGs between chunks).
+    watch->armed = false;
     Status is = co_await Import(s, reader, vs.import_next_offset);
     if (!is.ok()) co_return is;
+    last_heard = std::chrono::steady_clock::now();
+    watch->armed = true;
     durable = 0;
   }
   bool first;
@@ -349,6 +443,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     send_signal->cancel();
   });
   Status result;
+  auto last_ping = std::chrono::steady_clock::time_point();
   for (;;) {
     if (*receiver_done) break;
     std::string payload;
@@ -358,6 +453,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     {
       std::lock_guard lock(mu);
       if (stopping) break;
+      Refill();
       wire::WritesEncoder enc;
       for (size_t i = sent; i < queue.size(); ++i) {
         const Item& it = queue[i];
@@ -379,7 +475,18 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       if (!bookmark && items > 0) payload = enc.Finish();
     }
     if (items == 0) {
-      send_signal->expires_at(asio::steady_timer::time_point::max());
+      // Quiet: ask for a PONG, so that a dead link shows (see kPingAfter).
+      auto quiet = std::chrono::steady_clock::now() - last_heard;
+      if (quiet >= kPingAfter && std::chrono::steady_clock::now() - last_ping >= kPingAfter) {
+        last_ping = std::chrono::steady_clock::now();
+        Status ps = co_await WriteFrame(s, wire::FrameType::kPing, std::string_view());
+        if (!ps.ok()) {
+          result = ps;
+          break;
+        }
+        continue;
+      }
+      send_signal->expires_after(kPingAfter);
       co_await send_signal->async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
@@ -406,7 +513,13 @@ asio::awaitable<void> Shipper::Impl::Run() {
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
     auto started = std::chrono::steady_clock::now();
+    deadline_expired = false;
     Status s = co_await Connection();
+    if (deadline_expired) {
+      s = Status::IOError("nothing heard from " + o.target + " for " +
+                          std::to_string(kReadDeadline.count()) +
+                          " s (PING unanswered): connection dropped");
+    }
     bool stop;
     {
       std::lock_guard lock(mu);
@@ -424,12 +537,21 @@ asio::awaitable<void> Shipper::Impl::Run() {
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) {
       backoff = std::chrono::milliseconds(100);
     }
-    send_signal->expires_after(backoff);  // Shutdown() cancels it
-    boost::system::error_code ec;
-    co_await send_signal->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // Every recorded batch cancels send_signal (Signal()), so a busy
+    // workload used to cut the backoff short: hundreds of attempts a second
+    // against a target that is down. Sleep until the deadline; only
+    // Shutdown() (stopping) ends the wait early.
+    const auto retry_at = std::chrono::steady_clock::now() + backoff;
+    for (;;) {
+      send_signal->expires_at(retry_at);
+      boost::system::error_code ec;
+      co_await send_signal->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      std::lock_guard lock(mu);
+      if (stopping) co_return;
+      if (std::chrono::steady_clock::now() >= retry_at) break;
+    }
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(5));
     std::lock_guard lock(mu);
-    if (stopping) co_return;
     ++reconnects;
   }
 }
@@ -441,6 +563,8 @@ Result<std::unique_ptr<Shipper>> Shipper::Start(ShipOptions options, const Backi
   if (fec) return Status::IOError("cannot create " + options.state_dir + ": " + fec.message());
   BOOST_OUTCOME_TRY(al, ActivityLog::Open(options.state_dir + "/activity.log", options.size_bytes));
   impl->al = std::move(al);
+  BOOST_OUTCOME_TRY(spill, Spill::Open(options.state_dir + "/spill", options.max_spill_bytes));
+  impl->spill = std::move(spill);
   impl->tls = std::make_unique<ssl::context>(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(impl->tls->native_handle(), TLS1_3_VERSION);
   boost::system::error_code ec;
@@ -480,29 +604,24 @@ Result<Shipper::Ready> Shipper::WaitReady(std::chrono::seconds timeout,
 Status Shipper::Record(const TapWrite& w) {
   Impl& in = *impl_;
   std::unique_lock lock(in.mu);
-  // TODO(#4): spill to disk, then a dirty bitmap, instead of waiting here.
-  in.cv.wait(lock, [&] { return in.queued_bytes < in.o.max_queue_bytes || in.stopping; });
   if (in.stopping) return Status::Aborted("the tap is stopping");
   Item it;
   it.entry = wire::ToWriteEntry(0, w);
   it.entry.data = {};
   it.data.assign(w.data);
   in.al->Begin(w.offset_bytes, w.length_bytes);
-  in.queued_bytes += it.data.size();
   in.recorded = w.seq;
   in.newest_write_ns = w.time_ns;
-  in.queue.push_back(std::move(it));
-  return Status::Ok();
+  return in.Enqueue(lock, std::move(it));
 }
 
 Status Shipper::MarkFlush(Seq seq, TimeNs time_ns) {
   Impl& in = *impl_;
-  std::lock_guard lock(in.mu);
+  std::unique_lock lock(in.mu);
   if (in.recorded == kNoSeq) return Status::Ok();
   Item it;
   it.entry = {seq, time_ns, 0, wire::EntryOp::kFlush, 0, 0, 0, {}};
-  in.queue.push_back(std::move(it));
-  return Status::Ok();
+  return in.Enqueue(lock, std::move(it));
 }
 
 Status Shipper::Commit() {
@@ -547,7 +666,7 @@ Result<Shipper::BookmarkPoint> Shipper::AddBookmark(const std::string& name, Seq
   Item it;
   it.bookmark = true;
   it.name = name;
-  in.queue.push_back(std::move(it));
+  TM_RETURN_IF_ERROR(in.Enqueue(lock, std::move(it)));
   lock.unlock();
   in.Signal();
   lock.lock();
@@ -563,16 +682,20 @@ ShipStatus Shipper::status() const {
   std::lock_guard lock(in.mu);
   ShipStatus s;
   s.state = in.state;
-  if (s.state == "protected" && in.queued_bytes > in.o.max_queue_bytes / 2) s.state = "backlog";
+  if (s.state == "protected" && (!in.spill->empty() || in.queued_bytes > in.o.max_queue_bytes / 2)) {
+    s.state = "backlog";
+  }
+  s.spilled_bytes = in.spill->bytes();
   s.connected = in.connected;
   s.recorded_seq = in.recorded;
   s.acked_seq = in.acked;
-  s.queued_entries = in.queue.size();
+  s.queued_entries = in.queue.size() + in.spill->records();
   s.queued_bytes = in.queued_bytes;
   s.newest_write_ns = in.newest_write_ns;
-  s.newest_acked_ns = in.queue.empty() ? in.newest_write_ns : in.newest_acked_ns;
+  const bool drained = in.queue.empty() && in.spill->empty();
+  s.newest_acked_ns = drained ? in.newest_write_ns : in.newest_acked_ns;
   s.rpo_lag_seconds =
-      in.queue.empty() ? 0.0 : static_cast<double>(in.newest_write_ns - in.newest_acked_ns) / 1e9;
+      drained ? 0.0 : static_cast<double>(in.newest_write_ns - in.newest_acked_ns) / 1e9;
   s.reconnects = in.reconnects;
   s.sent_bytes = in.sent_bytes;
   s.import_bytes = in.import_bytes;
@@ -587,8 +710,8 @@ Status Shipper::Shutdown(std::chrono::seconds timeout) {
   size_t left;
   {
     std::unique_lock lock(in.mu);
-    in.cv.wait_for(lock, timeout, [&] { return in.queue.empty(); });
-    left = in.queue.size();
+    in.cv.wait_for(lock, timeout, [&] { return in.queue.empty() && in.spill->empty(); });
+    left = in.queue.size() + in.spill->records();
     // Everything acknowledged: no extent needs a resend at the next start.
     if (left == 0 && in.ready) in.al->ClearAll().IgnoreError();
     in.stopping = true;

@@ -6,7 +6,8 @@
 # - a clean tap restart resumes after the target's durable seq (no duplicate seqs);
 # - kill -9 of the target in the middle of a write stream, 5 rounds: the tap reconnects and
 #   resends; at the end the latest point equals the volume;
-# - kill -9 of the tap: the next start resends only the activity log's extents (counted).
+# - kill -9 of the tap: the next start resends only the activity log's extents (counted);
+# - a full memory queue spills to disk (state backlog) and drains when the target is back.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/lib/protect.sh"
 source "$(dirname "$0")/lib/remote.sh"
@@ -108,5 +109,27 @@ resent=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["resync_bytes"]')
 [ "$resent" = $((8 << 20)) ] || fail "resent $resent bytes after a tap crash, expected 8 MiB"
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
+# A full memory queue spills to disk instead of blocking the workload: the target is paused
+# while 12 MiB go through a tap whose memory queue holds 1 MiB.
+start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" --max-queue-mib 1
+pid_a=$tap_pid
+kill -STOP "$target_pid"
+qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x5a 24M 4M" "write -P 0x5b 30M 4M" \
+    "write -P 0x5c 36M 4M"
+st=$(tap_status "$tmp/st-a")
+spilled=$(json_get 'j["volumes"][0]["spilled_bytes"]' <<<"$st")
+state=$(json_get 'j["volumes"][0]["state"]' <<<"$st")
+[ "$spilled" -gt $((8 << 20)) ] || fail "expected over 8 MiB in the spill, status: $st"
+[ "$state" = backlog ] || fail "state $state while spilling, expected backlog"
+kill -CONT "$target_pid"
+for _ in $(seq 100); do
+    q=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["queued_writes"]')
+    [ "$q" = 0 ] && break
+    sleep 0.2
+done
+[ "$q" = 0 ] || fail "the spill did not drain: $q writes queued"
+stop_pid "$pid_a"
+latest_equals alice a "$tmp/a.img"
+[ -z "$(ls -A "$tmp/st-a/spill" 2>/dev/null)" ] || fail "spill segments left after a clean stop"
 stop_pid "$target_pid"
 echo "remote ingest: ok"

@@ -50,5 +50,6 @@ CLI::App* AddTargetCommand(CLI::App& app, int* exit_code);
 void AddTenantCommand(CLI::App& app, int* exit_code);
 void AddTargetServeCommand(CLI::App* target, int* exit_code);  // target serve
 void AddTapCommand(CLI::App& app, int* exit_code);
+void AddStatusCommand(CLI::App& app, int* exit_code);
 
 }  // namespace tidemark::tools

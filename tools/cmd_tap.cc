@@ -28,6 +28,7 @@ struct TapArgs {
   std::string volume, target, tenant, token_file, name, listen, ca, state_dir;
   uint32_t block_bytes = 4096;
   unsigned connect_timeout_s = 60;
+  uint64_t max_queue_mib = 256, max_spill_mib = 4096;
   bool sync = false;
 };
 
@@ -78,6 +79,7 @@ nlohmann::json StatusJson(const capture::ShipStatus& s, const std::string& name,
                       {"connected", s.connected}, {"last_seq", tap.last_seq()},
                       {"recorded_seq", seq(s.recorded_seq)}, {"acked_seq", seq(s.acked_seq)},
                       {"queued_writes", s.queued_entries}, {"queued_bytes", s.queued_bytes},
+                      {"spilled_bytes", s.spilled_bytes},
                       {"rpo_lag_seconds", s.rpo_lag_seconds}, {"reconnects", s.reconnects},
                       {"sent_bytes", s.sent_bytes}, {"import_bytes", s.import_bytes},
                       {"resync_bytes", s.resync_bytes}};
@@ -114,6 +116,8 @@ int RunTap(TapArgs a) {
     so.block_bytes = a.block_bytes;
     so.state_dir = a.state_dir;
     so.sync = a.sync;
+    so.max_queue_bytes = a.max_queue_mib << 20;
+    so.max_spill_bytes = a.max_spill_mib << 20;
     BOOST_OUTCOME_TRY(shipper, capture::Shipper::Start(so, backing.get()));
     uint64_t last_report = 0;
     auto progress = [&](uint64_t done, uint64_t total) {
@@ -204,6 +208,13 @@ void AddTapCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--connect-timeout", a->connect_timeout_s,
                   "seconds to wait for the target at start")
+      ->capture_default_str();
+  cmd->add_option("--max-queue-mib", a->max_queue_mib,
+                  "unacknowledged writes kept in memory before they spill to disk")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-spill-mib", a->max_spill_mib,
+                  "unacknowledged writes kept in STATE/spill (disk)")
       ->capture_default_str();
   cmd->add_flag("--sync", a->sync,
                 "FLUSH and FUA wait until the target made the write durable (RPO 0)");

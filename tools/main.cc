@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   AddTargetServeCommand(AddTargetCommand(app, &exit_code), &exit_code);
   AddTenantCommand(app, &exit_code);
   AddTapCommand(app, &exit_code);
+  AddStatusCommand(app, &exit_code);
   const std::string first = argc > 1 ? argv[1] : "";
   auto named = [&](const CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named).empty()) {

@@ -33,6 +33,7 @@ struct ShipOptions {
   uint32_t block_bytes = 4096;
   std::string state_dir;    // activity log (created if missing)
   uint64_t max_queue_bytes = 256ull << 20;  // unacknowledged write data kept in memory
+  uint64_t max_spill_bytes = 4ull << 30;    // ... then in STATE/spill (disk)
   uint32_t max_frame_bytes = 4u << 20;      // WRITES payload per frame
   bool sync = false;        // FLUSH/FUA wait for the target too (RPO 0)
   bool compress = true;     // zstd on the wire when it helps
@@ -44,7 +45,8 @@ struct ShipStatus {
   Seq recorded_seq = kNoSeq;  // newest seq queued
   Seq acked_seq = kNoSeq;     // newest seq durable on the target
   uint64_t queued_entries = 0;
-  uint64_t queued_bytes = 0;
+  uint64_t queued_bytes = 0;    // in memory
+  uint64_t spilled_bytes = 0;   // in the spill segments
   TimeNs newest_write_ns = 0;  // time of the newest queued write
   TimeNs newest_acked_ns = 0;  // time of the newest acknowledged one
   double rpo_lag_seconds = 0;  // newest write seen minus newest durable
