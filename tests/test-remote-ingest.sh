@@ -7,6 +7,7 @@
 # - kill -9 of the target in the middle of a write stream, 5 rounds: the tap reconnects and
 #   resends; at the end the latest point equals the volume;
 # - kill -9 of the tap: the next start resends only the activity log's extents (counted);
+# - --sync holds a FUA write until the target has it; `tidemark status` shows the tap;
 # - a full memory queue spills to disk (state backlog) and drains when the target is back.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/lib/protect.sh"
@@ -109,6 +110,22 @@ resent=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["resync_bytes"]')
 [ "$resent" = $((8 << 20)) ] || fail "resent $resent bytes after a tap crash, expected 8 MiB"
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
+# --sync: a FUA write is answered only once the target has it durable (RPO 0); tidemark
+# status reads the tap's state through its control socket.
+start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" --sync
+pid_a=$tap_pid
+st=$("$TIDEMARK" status --state "$tmp/st-a" --json)
+[ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] || fail "status: $st"
+kill -STOP "$target_pid"
+qemu-io -f raw "nbd+unix:///a?socket=$tmp/a.sock" -c "write -f -P 0x61 44M 64k" >/dev/null &
+fua=$!
+sleep 2
+kill -0 "$fua" 2>/dev/null || fail "a FUA write was answered with --sync while the target was stopped"
+kill -CONT "$target_pid"
+wait "$fua" || fail "the FUA write failed"
+stop_pid "$pid_a"
+latest_equals alice a "$tmp/a.img"
+
 # A full memory queue spills to disk instead of blocking the workload: the target is paused
 # while 12 MiB go through a tap whose memory queue holds 1 MiB.
 start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" --max-queue-mib 1

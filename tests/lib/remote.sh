@@ -35,6 +35,7 @@ start_target() {
     local conf=$1 i
     _target_n=$((_target_n + 1))
     target_out=$tmp/target.$_target_n.out
+    : >"$target_out"
     "$TIDEMARK" target serve --config "$conf" >"$target_out" 2>"$target_out.err" &
     target_pid=$!
     cleanup_fn kill_quiet -9 "$target_pid"
@@ -56,6 +57,8 @@ start_tap() {
     _tap_n=$((_tap_n + 1))
     tap_out=$tmp/tap.$_tap_n.out
     tap_err=$tmp/tap.$_tap_n.err
+    : >"$tap_out"
+    : >"$tap_err"
     "$TIDEMARK" tap --volume "$vol" --target "$target_addr" --tenant "$tenant" \
         --token-file "$token" --name "$name" --listen "unix:$sock" --ca "$target_ca" \
         --state "$state" "$@" >"$tap_out" 2>"$tap_err" &
