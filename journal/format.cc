@@ -21,6 +21,7 @@ std::string_view ValueKindName(ValueKind kind) {
     case ValueKind::kBookmark: return "bookmark";
     case ValueKind::kFlush: return "flush";
     case ValueKind::kCheckpoint: return "checkpoint";
+    case ValueKind::kUnordered: return "unordered";
   }
   return "unknown";
 }
@@ -38,6 +39,13 @@ std::string VolumeKey(uint32_t volume) {
 std::string CheckpointKey(uint32_t volume) {
   std::string k = "B";
   PutBE(&k, volume, 4);
+  return k;
+}
+
+std::string UnorderedKey(uint32_t space, Seq after) {
+  std::string k = "U";
+  PutBE(&k, space, 4);
+  PutBE(&k, after, 8);
   return k;
 }
 
@@ -344,6 +352,23 @@ Result<Seq> DecodeCheckpoint(std::string_view stored) {
   Seq seq = r.LE(8);
   TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kCheckpoint));
   return seq;
+}
+
+std::string EncodeUnordered(const UnorderedRecord& rec) {
+  std::string p;
+  PutLE(&p, rec.upto, 8);
+  PutLE(&p, static_cast<uint64_t>(rec.begin_ns), 8);
+  return EncodeValue(ValueKind::kUnordered, Codec::kNone, p);
+}
+
+Result<UnorderedRecord> DecodeUnordered(std::string_view stored) {
+  BOOST_OUTCOME_TRY(p, Payload(stored, ValueKind::kUnordered));
+  coding::Reader r(p);
+  UnorderedRecord u;
+  u.upto = r.LE(8);
+  u.begin_ns = static_cast<TimeNs>(r.LE(8));
+  TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kUnordered));
+  return u;
 }
 
 std::string EncodeTime() { return EncodeValue(ValueKind::kTime, Codec::kNone, {}); }

@@ -396,6 +396,9 @@ TEST(RecordsTest, RoundTrip) {
   EXPECT_EQ(DecodeFlush(EncodeFlush(f)).value(), f);
   EXPECT_TRUE(CheckTime(EncodeTime()).ok());
   EXPECT_EQ(DecodeCheckpoint(EncodeCheckpoint(42)).value(), 42u);
+  UnorderedRecord u{77, 1795428899};
+  EXPECT_EQ(DecodeUnordered(EncodeUnordered(u)).value(), u);
+  EXPECT_FALSE(DecodeUnordered(EncodeCheckpoint(42)));
   EXPECT_FALSE(DecodeCheckpoint(EncodeFlush(f)));
 
   for (Codec c : {Codec::kNone, Codec::kZstd, Codec::kIgzip}) {
@@ -519,7 +522,7 @@ TEST(DamageTest, WrongKindForDecoder) {
 
 TEST(DamageTest, UnknownKind) {
   for (int raw = 0; raw < 256; ++raw) {
-    bool known = raw >= 1 && raw <= 10;  // kMeta .. kCheckpoint
+    bool known = raw >= 1 && raw <= 11;  // kMeta .. kUnordered
     if (known) continue;
     std::string v = EncodeValue(static_cast<ValueKind>(raw), Codec::kNone, "payload");
     auto d = DecodeValue(v);

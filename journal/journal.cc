@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 
+#include "coding.h"
 #include "journal_impl.h"
 #include "tidemark/journal/time.h"
 
@@ -216,6 +217,14 @@ Status Journal::Impl::LoadState() {
     volumes[st.rec.id] = std::move(st);
   }
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "read volumes"));
+  for (it->Seek("U"); it->Valid() && it->key().starts_with("U"); it->Next()) {
+    std::string_view k = it->key().ToStringView();
+    auto u = DecodeUnordered(it->value().ToStringView());
+    if (k.size() != 13 || !u) return Status::Corruption("journal " + dir + ": bad unordered record");
+    uint32_t space = static_cast<uint32_t>(coding::GetBE(k.data() + 1, 4));
+    unordered[space].push_back({coding::GetBE(k.data() + 5, 8), u.value().upto, u.value().begin_ns});
+  }
+  TM_RETURN_IF_ERROR(FromRocks(it->status(), "read unordered intervals"));
   for (auto& [id, vol] : volumes) {
     std::unique_ptr<rocksdb::Iterator> r(db->NewIterator({}, cf[kRanges]));
     std::string prefix = IdPrefix(id);
@@ -449,6 +458,11 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
     auto cp = BackingCheckpoint(id);
     if (cp && cp.value() != kNoSeq) {
       out("checkpoint volume=" + std::to_string(id) + " seq=" + std::to_string(cp.value()));
+    }
+    for (const UnorderedInterval& u : UnorderedIntervals(id)) {
+      out("unordered space=" + std::to_string(v.rec.space) + " after=" + std::to_string(u.after) +
+          " upto=" + (u.upto == kNoSeq ? std::string("open") : std::to_string(u.upto)) +
+          " begin=" + FormatTime(u.begin_ns));
     }
   }
   for (size_t cf = kBlocks; cf < kCfCount; ++cf) {

@@ -128,6 +128,11 @@ class Journal::Impl {
   Result<SeqRecord> GetSeq(uint32_t space, Seq seq) const;
   Result<Point> PointAt(const VolumeState& vol, Seq seq) const;
   Result<Point> Edge(const VolumeState& vol, bool first) const;
+  // The unordered interval holding `seq` (after < seq < upto), if any.
+  const Journal::UnorderedInterval* Unordered(uint32_t space, Seq seq) const;
+  // The newest point: the latest seq, or the start of an open interval.
+  Result<Point> ConsistentLatest(const VolumeState& vol) const;
+  std::map<uint32_t, std::vector<Journal::UnorderedInterval>> unordered;  // by space
 };
 
 }  // namespace tidemark::journal

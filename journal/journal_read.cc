@@ -129,7 +129,7 @@ Result<Point> Journal::First(uint32_t volume) const {
 
 Result<Point> Journal::Latest(uint32_t volume) const {
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
-  return impl_->Edge(*vol, false);
+  return impl_->ConsistentLatest(*vol);
 }
 
 Result<Point> Journal::PointAt(uint32_t volume, Seq seq) const {
@@ -141,7 +141,7 @@ Result<Point> Journal::Resolve(uint32_t volume, const PointSpec& spec, TimeNs no
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   const std::string& name = vol->rec.name;
   BOOST_OUTCOME_TRY(first, impl_->Edge(*vol, true));
-  BOOST_OUTCOME_TRY(latest, impl_->Edge(*vol, false));
+  BOOST_OUTCOME_TRY(latest, impl_->ConsistentLatest(*vol));
   switch (spec.kind) {
     case PointSpec::Kind::kLatest:
       return latest;
@@ -151,6 +151,13 @@ Result<Point> Journal::Resolve(uint32_t volume, const PointSpec& spec, TimeNs no
                                        std::to_string(spec.seq) + ": its points are seq " +
                                        std::to_string(first.seq) + " to " +
                                        std::to_string(latest.seq));
+      }
+      if (const UnorderedInterval* u = impl_->Unordered(vol->rec.space, spec.seq)) {
+        return Status::InvalidArgument(
+            "seq " + std::to_string(spec.seq) + " of volume " + name +
+            " lies in an interval resent out of order (after seq " + std::to_string(u->after) +
+            (u->upto == kNoSeq ? std::string(", still open") : " up to " + std::to_string(u->upto)) +
+            "): not a point");
       }
       return impl_->PointAt(*vol, spec.seq);
     case PointSpec::Kind::kTime: {
@@ -169,6 +176,9 @@ Result<Point> Journal::Resolve(uint32_t volume, const PointSpec& spec, TimeNs no
       if (!it->Valid()) return Status::Corruption("volume " + name + ": time index is empty");
       BOOST_OUTCOME_TRY(key, DecodeTimeKey(it->key().ToStringView()));
       if (key.seq > latest.seq) return latest;  // a time key of an uncommitted tail
+      if (const UnorderedInterval* u = impl_->Unordered(vol->rec.space, key.seq)) {
+        return impl_->PointAt(*vol, u->after);  // the last point before it
+      }
       return Point{key.seq, key.time_ns};
     }
     case PointSpec::Kind::kBookmark: {
@@ -215,6 +225,7 @@ Result<std::vector<Point>> Journal::Flushes(uint32_t volume) const {
     BOOST_OUTCOME_TRY(key, DecodeSeqKey(it->key().ToStringView()));
     auto rec = impl_->GetSeq(vol->rec.space, key.seq);
     if (!rec) continue;  // a marker above the committed tail
+    if (impl_->Unordered(vol->rec.space, key.seq)) continue;  // not a point
     out.push_back({key.seq, rec.value().time_ns});
   }
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "read flush markers"));

@@ -65,3 +65,55 @@ TEST_F(JournalTest, StagedImportRejectsBadChunks) {
 
 }  // namespace
 }  // namespace tidemark::journal
+
+namespace tidemark::journal {
+namespace {
+
+using namespace testing_util;  // NOLINT: test helpers
+
+// Seqs resent out of order (a tap's resync) are stored, but none inside the
+// interval is a point; the end of the interval is.
+TEST_F(JournalTest, UnorderedIntervalIsNotOffered) {
+  j_ = OpenJournal();
+  uint32_t vol = NewVolume(16 * kBs);
+  ASSERT_OK(Write(vol, 0, 0, Pattern(kBs, 0)));
+  ASSERT_OK(Write(vol, 1, kBs, Pattern(kBs, 1)));
+  ASSERT_OK(j_->MarkFlush(vol, 1, TimeOf(1), kSeqFlush));
+  ASSERT_OK(j_->BeginUnordered(vol, 1, TimeOf(1)));
+  ASSERT_OK(j_->BeginUnordered(vol, 1, TimeOf(1)));  // said again after a reconnect: no-op
+  ASSERT_OK(Write(vol, 2, 2 * kBs, Pattern(kBs, 2)));
+  ASSERT_OK(j_->MarkFlush(vol, 2, TimeOf(2), kSeqFlush));
+  ASSERT_OK(Write(vol, 3, 3 * kBs, Pattern(kBs, 3)));
+  ASSERT_OK(j_->Commit());
+  // Open: the latest point is the interval's start; no bookmark can be named.
+  EXPECT_EQ(j_->Latest(vol).value().seq, 1u);
+  EXPECT_CODE(j_->AddBookmark(vol, "mid", TimeOf(3)), Code::kInvalidArgument);
+  PointSpec at2{PointSpec::Kind::kSeq, 2, 0, ""};
+  EXPECT_CODE(j_->Resolve(vol, at2, TimeOf(100)), Code::kInvalidArgument);
+  ASSERT_OK(Write(vol, 4, 4 * kBs, Pattern(kBs, 4)));
+  ASSERT_OK(j_->EndUnordered(vol, 4));
+  ASSERT_OK(Write(vol, 5, 5 * kBs, Pattern(kBs, 5)));
+  ASSERT_OK(j_->Commit());
+  Reopen();  // the interval survives
+  EXPECT_EQ(j_->Latest(vol).value().seq, 5u);
+  for (Seq s : {2, 3}) {
+    PointSpec spec{PointSpec::Kind::kSeq, s, 0, ""};
+    EXPECT_CODE(j_->Resolve(vol, spec, TimeOf(100)), Code::kInvalidArgument) << s;
+    PointSpec t{PointSpec::Kind::kTime, 0, TimeOf(s), ""};
+    EXPECT_EQ(j_->Resolve(vol, t, TimeOf(100)).value().seq, 1u) << s;
+  }
+  PointSpec at4{PointSpec::Kind::kSeq, 4, 0, ""};
+  EXPECT_EQ(j_->Resolve(vol, at4, TimeOf(100)).value().seq, 4u);
+  auto flushes = j_->Flushes(vol);
+  ASSERT_TRUE(flushes);
+  ASSERT_EQ(flushes.value().size(), 1u);  // seq 2's flush lies inside
+  EXPECT_EQ(flushes.value()[0].seq, 1u);
+  EXPECT_TRUE(j_->AddBookmark(vol, "after", TimeOf(6)));
+  ASSERT_EQ(j_->UnorderedIntervals(vol).size(), 1u);
+  EXPECT_EQ(Count(DumpLines(), "unordered", "after=1 upto=4"), 1);
+  // The data of every seq is kept: the latest point has all of it.
+  EXPECT_BYTES_EQ(Block(vol, 3, 5), Pattern(kBs, 3));
+}
+
+}  // namespace
+}  // namespace tidemark::journal

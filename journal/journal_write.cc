@@ -254,6 +254,14 @@ Result<Bookmark> Journal::AddBookmark(uint32_t volume, std::string_view name, Ti
       return Status::InvalidArgument("bookmark name has a control character");
     }
   }
+  for (const auto& u : in.unordered[vol->rec.space]) {
+    if (u.upto == kNoSeq) {
+      return Status::InvalidArgument("volume " + vol->rec.name +
+                                     " is being resynchronised (writes resent out of order since "
+                                     "seq " + std::to_string(u.after) +
+                                     "): no consistent point to name yet");
+    }
+  }
   TM_RETURN_IF_ERROR(in.Commit());
   std::string key = BookmarkKey(vol->rec.space, name);
   std::string existing;

@@ -322,6 +322,29 @@ asio::awaitable<Status> Session::OnImportDone(const wire::Frame& frame) {
   co_return Status::Ok();
 }
 
+// An interval the tap resends out of order (its resync): recorded in order
+// with the writes, so that no point inside it is offered.
+Status Session::OnUnordered(const wire::Frame& frame) {
+  auto u = wire::DecodeUnordered(frame.payload);
+  if (!u) return u.error();
+  uint32_t vol = volume_id_;
+  wire::Unordered m = u.value();
+  auto self = shared_from_this();
+  journal_->Post(
+      [vol, m](journal::Journal& j) {
+        return m.begin ? j.BeginUnordered(vol, m.seq, m.time_ns) : j.EndUnordered(vol, m.seq);
+      },
+      [self, io = &server_->io](Status s) {
+        asio::post(*io, [self, s] {
+          if (!s.ok() && self->failed_.ok()) {
+            self->failed_ = s;
+            self->SendError(s);
+          }
+        });
+      });
+  return Status::Ok();
+}
+
 Status Session::OnBookmark(const wire::Frame& frame) {
   auto bm = wire::DecodeBookmark(frame.payload);
   if (!bm) return bm.error();
@@ -382,6 +405,7 @@ asio::awaitable<void> Session::Run() {
         case wire::FrameType::kImport: s = OnImport(f); break;
         case wire::FrameType::kImportDone: s = co_await OnImportDone(f); break;
         case wire::FrameType::kBookmark: s = OnBookmark(f); break;
+        case wire::FrameType::kUnordered: s = OnUnordered(f); break;
         case wire::FrameType::kPing: Send(wire::FrameType::kPong, {}); s = Status::Ok(); break;
         case wire::FrameType::kPong: s = Status::Ok(); break;
         default:

@@ -53,6 +53,7 @@ enum class ValueKind : uint8_t {
   kBookmark = 8,
   kFlush = 9,
   kCheckpoint = 10,  // the newest seq known to be on the tap's backing
+  kUnordered = 11,   // an interval of seqs written out of order (a resync)
 };
 inline constexpr uint8_t kKindSkippable = 0x80;
 std::string_view ValueKindName(ValueKind kind);
@@ -63,6 +64,7 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 // default:   'M'                      -> MetaRecord
 //            'V' be32 volume          -> VolumeRecord
 //            'B' be32 volume          -> backing checkpoint (a seq)
+//            'U' be32 space be64 after -> UnorderedRecord
 // blocks:    be32 volume be64 block be64 ~seq -> block bytes or zero block
 // seqs:      be32 space  be64 seq     -> SeqRecord
 // times:     be32 space  be64 time_ns be64 seq -> (empty)
@@ -72,6 +74,7 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 std::string MetaKey();
 std::string VolumeKey(uint32_t volume);
 std::string CheckpointKey(uint32_t volume);
+std::string UnorderedKey(uint32_t space, Seq after);
 std::string BlockKey(uint32_t volume, uint64_t block, Seq seq);
 std::string SeqKey(uint32_t space, Seq seq);
 std::string TimeKey(uint32_t space, TimeNs time_ns, Seq seq);
@@ -188,6 +191,17 @@ Result<FlushRecord> DecodeFlush(std::string_view stored);
 // fdatasync'ed file or device); the tail after it is replayed at start.
 std::string EncodeCheckpoint(Seq seq);
 Result<Seq> DecodeCheckpoint(std::string_view stored);
+
+// Seqs after the key's `after` were written out of order (a remote tap's
+// resync, DESIGN.md decision 6) up to `upto`: none of (after, upto) is a
+// point. upto == kNoSeq: the interval is still open.
+struct UnorderedRecord {
+  Seq upto = kNoSeq;
+  TimeNs begin_ns = 0;
+  friend bool operator==(const UnorderedRecord&, const UnorderedRecord&) = default;
+};
+std::string EncodeUnordered(const UnorderedRecord& rec);
+Result<UnorderedRecord> DecodeUnordered(std::string_view stored);
 
 std::string EncodeTime();  // the (empty) value of a time index key
 Status CheckTime(std::string_view stored);

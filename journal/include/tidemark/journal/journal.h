@@ -151,6 +151,23 @@ class Journal {
   Result<uint64_t> StagedImportEnd(uint32_t volume) const;
   Result<Seq> FinishStagedImport(uint32_t volume, TimeNs time_ns);
 
+  // Unordered intervals (a remote tap's resync, DESIGN.md decision 6): the
+  // seqs after `after` are written out of order until EndUnordered(upto).
+  // No seq in (after, upto) is a point: Resolve refuses such a seq, a time
+  // inside resolves to `after`, Latest is `after` while the interval is
+  // open, Flushes skips them, and AddBookmark is refused while one is open.
+  // Both go into the write batch (ordered with the writes; durable with the
+  // next Sync). BeginUnordered while one is open, and EndUnordered when
+  // none is, are no-ops (a tap that reconnected says it again).
+  struct UnorderedInterval {
+    Seq after = 0;
+    Seq upto = kNoSeq;  // kNoSeq: still open
+    TimeNs begin_ns = 0;
+  };
+  Status BeginUnordered(uint32_t volume, Seq after, TimeNs time_ns);
+  Status EndUnordered(uint32_t volume, Seq upto);
+  std::vector<UnorderedInterval> UnorderedIntervals(uint32_t volume) const;
+
   // Records that every seq up to `seq` of the volume is on its backing
   // (synced). Written with a synced WAL write.
   Status SetBackingCheckpoint(uint32_t volume, Seq seq);
