@@ -50,4 +50,10 @@ if (( quick )); then
 else
   "$here/tap_vs_nbdkit.sh" "$build_dir" || failed=1
 fi
+echo "== remote_vs_protect"
+if (( quick )); then
+  "$here/remote_vs_protect.sh" "$build_dir" --seconds 2 --rounds 1 --size-mib 256 || failed=1
+else
+  "$here/remote_vs_protect.sh" "$build_dir" || failed=1
+fi
 exit "$failed"
