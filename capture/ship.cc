@@ -95,6 +95,8 @@ class Shipper::Impl {
   std::function<void(uint64_t, uint64_t)> progress;
   Ready ready_point;
   Stream* current = nullptr;  // io thread
+  double tokens = 0;          // io thread: --bandwidth-limit's bucket, in bytes
+  std::chrono::steady_clock::time_point tokens_at = std::chrono::steady_clock::now();
   // The read deadline (io thread): when bytes last arrived on the current
   // connection, and whether it expired (the connection was dropped for it).
   std::chrono::steady_clock::time_point last_heard;
@@ -120,6 +122,8 @@ class Shipper::Impl {
   asio::awaitable<void> Watchdog(Stream& s, std::shared_ptr<Watch> w);
   Status QueueResync(Seq after, TimeNs time_ns);
   void OnAck(Seq seq);
+  // Under mu: drops the front items the durable seq `acked` covers.
+  void OnAckLocked();
   // Under mu: moves spilled items back to memory while it has room.
   void Refill();
   // Under mu: queues an item, in memory or, when memory is full or the
@@ -131,6 +135,19 @@ asio::awaitable<Status> Shipper::Impl::WriteFrame(Stream& s, wire::FrameType t,
                                                   std::string_view payload) {
   std::string frame = wire::EncodeFrame(t, payload, o.compress);
   boost::system::error_code ec;
+  if (o.bandwidth_bytes_per_s > 0) {
+    // Token bucket: up to one second of burst; a frame waits for its bytes.
+    const double rate = static_cast<double>(o.bandwidth_bytes_per_s);
+    auto now = std::chrono::steady_clock::now();
+    tokens = std::min(rate, tokens + rate * std::chrono::duration<double>(now - tokens_at).count());
+    tokens_at = now;
+    tokens -= static_cast<double>(frame.size());
+    if (tokens < 0) {
+      asio::steady_timer wait(*io, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::duration<double>(-tokens / rate)));
+      co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
   co_await asio::async_write(s, asio::buffer(frame), asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return Status::IOError("send to " + o.target + ": " + ec.message());
   std::lock_guard lock(mu);
@@ -205,10 +222,19 @@ asio::awaitable<Status> Shipper::Impl::Import(Stream& s, wire::FrameReader& r, u
 // After a tap crash: the extents the activity log had marked are read from
 // the backing and queued as writes with new seqs (the tap is not serving
 // yet, so nothing races them).
-// TODO(#4): send them inside an UNORDERED interval, so that the points
-// between them are not offered.
+// They go between UNORDERED markers: the points between them are not
+// offered (the target records the interval; docs/format-journal.md).
 Status Shipper::Impl::QueueResync(Seq after, TimeNs time_ns) {
   Seq seq = after == kNoSeq ? 1 : after + 1;
+  auto marker = [&](int8_t which, Seq s) {
+    Item m;
+    m.unordered = which;
+    m.entry.seq = s;
+    m.entry.time_ns = time_ns;
+    std::lock_guard lock(mu);
+    queue.push_back(std::move(m));
+  };
+  marker(1, after == kNoSeq ? 0 : after);
   for (const Extent& e : al->recovered()) {
     for (uint64_t off = e.offset_bytes; off < e.end_bytes(); off += kResyncChunkBytes) {
       uint64_t len = std::min<uint64_t>(kResyncChunkBytes, e.end_bytes() - off);
@@ -225,6 +251,7 @@ Status Shipper::Impl::QueueResync(Seq after, TimeNs time_ns) {
       queue.push_back(std::move(it));
     }
   }
+  marker(-1, resync_last);
   return Status::Ok();
 }
 
@@ -264,7 +291,15 @@ void Shipper::Impl::OnAck(Seq seq) {
   std::lock_guard lock(mu);
   if (seq == kNoSeq || (acked != kNoSeq && seq < acked)) return;
   acked = seq;
-  while (!queue.empty() && !queue.front().bookmark && queue.front().entry.seq <= seq) {
+  OnAckLocked();
+}
+
+void Shipper::Impl::OnAckLocked() {
+  if (acked == kNoSeq) return;
+  const Seq seq = acked;
+  // Bookmarks and UNORDERED markers leave with their own answers.
+  while (!queue.empty() && !queue.front().bookmark && queue.front().unordered == 0 &&
+         queue.front().entry.seq <= seq) {
     const Item& it = queue.front();
     if (it.entry.op != wire::EntryOp::kFlush) al->End(it.entry.offset_bytes, it.entry.length_bytes);
     queued_bytes -= it.data.size();
@@ -303,7 +338,19 @@ asio::awaitable<Status> Shipper::Impl::Receive(Stream& s, wire::FrameReader& r) 
           if (sent > 0) --sent;
         }
         bookmarks_done[b.value().name] = {b.value().name, b.value().seq, b.value().time_ns};
+        OnAckLocked();
         cv.notify_all();
+        break;
+      }
+      case wire::FrameType::kUnordered: {  // the target's echo: the marker is durable
+        auto u = wire::DecodeUnordered(f.value().payload);
+        if (!u) co_return u.error();
+        std::lock_guard lock(mu);
+        if (!queue.empty() && queue.front().unordered == (u.value().begin ? 1 : -1)) {
+          queue.pop_front();
+          if (sent > 0) --sent;
+        }
+        OnAckLocked();
         break;
       }
       case wire::FrameType::kPong: break;
@@ -448,7 +495,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     if (*receiver_done) break;
     std::string payload;
     size_t items = 0;
-    bool bookmark = false;
+    wire::FrameType type = wire::FrameType::kWrites;
     wire::Bookmark bm;
     {
       std::lock_guard lock(mu);
@@ -457,12 +504,18 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       wire::WritesEncoder enc;
       for (size_t i = sent; i < queue.size(); ++i) {
         const Item& it = queue[i];
-        if (it.bookmark) {
-          if (items == 0) {
-            bookmark = true;
-            Seq before = i > 0 ? queue[i - 1].entry.seq : acked;
-            bm = {it.name, before == kNoSeq ? 0 : before, NowNs()};
+        if (it.bookmark || it.unordered != 0) {
+          if (items == 0) {  // alone in its frame, after the writes before it
             items = 1;
+            if (it.bookmark) {
+              Seq before = i > 0 ? queue[i - 1].entry.seq : acked;
+              bm = {it.name, before == kNoSeq ? 0 : before, NowNs()};
+              payload = wire::EncodeBookmark(bm);
+              type = wire::FrameType::kBookmark;
+            } else {
+              payload = wire::EncodeUnordered({it.unordered > 0, it.entry.seq, it.entry.time_ns});
+              type = wire::FrameType::kUnordered;
+            }
           }
           break;
         }
@@ -472,7 +525,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
         ++items;
         if (enc.payload_bytes() >= o.max_frame_bytes) break;
       }
-      if (!bookmark && items > 0) payload = enc.Finish();
+      if (type == wire::FrameType::kWrites && items > 0) payload = enc.Finish();
     }
     if (items == 0) {
       // Quiet: ask for a PONG, so that a dead link shows (see kPingAfter).
@@ -490,8 +543,6 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       co_await send_signal->async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    if (bookmark) payload = wire::EncodeBookmark(bm);
-    wire::FrameType type = bookmark ? wire::FrameType::kBookmark : wire::FrameType::kWrites;
     Status ws = co_await WriteFrame(s, type, payload);
     if (!ws.ok()) {
       result = ws;

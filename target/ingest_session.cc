@@ -334,12 +334,17 @@ Status Session::OnUnordered(const wire::Frame& frame) {
       [vol, m](journal::Journal& j) {
         return m.begin ? j.BeginUnordered(vol, m.seq, m.time_ns) : j.EndUnordered(vol, m.seq);
       },
-      [self, io = &server_->io](Status s) {
-        asio::post(*io, [self, s] {
-          if (!s.ok() && self->failed_.ok()) {
-            self->failed_ = s;
-            self->SendError(s);
+      [self, echo = std::string(frame.payload), io = &server_->io](Status s) {
+        asio::post(*io, [self, echo, s] {
+          if (!s.ok()) {
+            if (self->failed_.ok()) {
+              self->failed_ = s;
+              self->SendError(s);
+            }
+            return;
           }
+          // The same UNORDERED back: the marker is durable (the tap drops it).
+          self->Send(wire::FrameType::kUnordered, echo);
         });
       });
   return Status::Ok();

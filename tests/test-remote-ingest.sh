@@ -6,7 +6,9 @@
 # - a clean tap restart resumes after the target's durable seq (no duplicate seqs);
 # - kill -9 of the target in the middle of a write stream, 5 rounds: the tap reconnects and
 #   resends; at the end the latest point equals the volume;
-# - kill -9 of the tap: the next start resends only the activity log's extents (counted);
+# - kill -9 of the tap: the next start resends only the activity log's extents (counted),
+#   inside an unordered interval whose seqs are not offered as points;
+# - --bandwidth-limit bounds the rate the queue drains at;
 # - --sync holds a FUA write until the target has it; `tidemark status` shows the tap;
 # - a full memory queue spills to disk (state backlog) and drains when the target is back.
 source "$(dirname "$0")/functions.sh"
@@ -108,6 +110,35 @@ pid_a=$tap_pid
 resent=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["resync_bytes"]')
 # Two 4 MiB extents were active; nothing else is resent.
 [ "$resent" = $((8 << 20)) ] || fail "resent $resent bytes after a tap crash, expected 8 MiB"
+stop_pid "$pid_a"
+latest_equals alice a "$tmp/a.img"
+# The resend went out of write order: its seqs are kept but not offered as points.
+line=$("$TIDEMARK" journal dump --journal "$tgt/tenants/alice/journal" a | grep '^unordered ') ||
+    fail "no unordered interval recorded for the resend"
+after=$(sed 's/.* after=\([0-9]*\).*/\1/' <<<"$line")
+upto=$(sed 's/.* upto=\([0-9]*\).*/\1/' <<<"$line")
+[ "$upto" -gt $((after + 1)) ] || fail "unordered interval $line"
+msg=$(expect_fail_oneline "$TIDEMARK" restore --journal "$tgt/tenants/alice/journal" a \
+    --seq $((after + 1)) --output "$tmp/mid.img")
+case $msg in *"out of order"*) ;; *) fail "restore inside the interval: $msg" ;; esac
+"$TIDEMARK" restore --journal "$tgt/tenants/alice/journal" a --seq "$upto" --output "$tmp/upto.img" \
+    >/dev/null || fail "the interval's end is a point"
+
+# --bandwidth-limit: 8 MiB sent uncompressed at 2 MiB/s cannot drain in under 2.5 s.
+start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" \
+    --bandwidth-limit 2M --no-compress
+pid_a=$tap_pid
+qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x3c 16M 8M"
+t0=$(date +%s.%N)
+for _ in $(seq 200); do
+    q=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["queued_writes"]')
+    [ "$q" = 0 ] && break
+    sleep 0.1
+done
+t1=$(date +%s.%N)
+[ "$q" = 0 ] || fail "the rate-limited queue did not drain"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 >= 2.5 else 1)" ||
+    fail "8 MiB drained in $(python3 -c "print(round($t1 - $t0, 2))") s at a 2 MiB/s limit"
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
 # --sync: a FUA write is answered only once the target has it durable (RPO 0); tidemark

@@ -29,6 +29,8 @@ struct TapArgs {
   uint32_t block_bytes = 4096;
   unsigned connect_timeout_s = 60;
   uint64_t max_queue_mib = 256, max_spill_mib = 4096;
+  uint64_t bandwidth_limit = 0;
+  bool no_compress = false;
   bool sync = false;
 };
 
@@ -118,6 +120,8 @@ int RunTap(TapArgs a) {
     so.sync = a.sync;
     so.max_queue_bytes = a.max_queue_mib << 20;
     so.max_spill_bytes = a.max_spill_mib << 20;
+    so.bandwidth_bytes_per_s = a.bandwidth_limit;
+    so.compress = !a.no_compress;
     BOOST_OUTCOME_TRY(shipper, capture::Shipper::Start(so, backing.get()));
     uint64_t last_report = 0;
     auto progress = [&](uint64_t done, uint64_t total) {
@@ -216,6 +220,11 @@ void AddTapCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-spill-mib", a->max_spill_mib,
                   "unacknowledged writes kept in STATE/spill (disk)")
       ->capture_default_str();
+  cmd->add_option("--bandwidth-limit", a->bandwidth_limit,
+                  "bytes per second sent to the target (suffixes K, M, G: powers of 1024); "
+                  "0: no limit")
+      ->transform(CLI::AsSizeValue(false));
+  cmd->add_flag("--no-compress", a->no_compress, "send frames uncompressed (default: zstd when it helps)");
   cmd->add_flag("--sync", a->sync,
                 "FLUSH and FUA wait until the target made the write durable (RPO 0)");
   cmd->callback([a, exit_code] { *exit_code = RunTap(*a); });

@@ -37,6 +37,7 @@ struct ShipOptions {
   uint32_t max_frame_bytes = 4u << 20;      // WRITES payload per frame
   bool sync = false;        // FLUSH/FUA wait for the target too (RPO 0)
   bool compress = true;     // zstd on the wire when it helps
+  uint64_t bandwidth_bytes_per_s = 0;  // cap on bytes sent (frames as sent); 0: none
 };
 
 struct ShipStatus {

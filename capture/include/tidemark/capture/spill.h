@@ -25,6 +25,9 @@ namespace tidemark::capture {
 // or a bookmark.
 struct SpillRecord {
   bool bookmark = false;
+  // An UNORDERED marker (+1 begins, -1 ends an interval; seq and time in
+  // entry). Only queued in memory, never spilled.
+  int8_t unordered = 0;
   wire::WriteEntry entry;  // data points into `data`
   std::string data;
   std::string name;  // a bookmark's
