@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -28,6 +29,7 @@
 #include <thread>
 
 #include "tidemark/capture/activity_log.h"
+#include "tidemark/capture/dirty_bitmap.h"
 #include "tidemark/capture/spill.h"
 #include "tidemark/journal/time.h"
 #include "tidemark/journal/wire.h"
@@ -74,6 +76,16 @@ class Shipper::Impl {
   const Backing* backing = nullptr;
   std::unique_ptr<ActivityLog> al;
   std::unique_ptr<Spill> spill;  // guarded by mu; newer than every item in `queue`
+  std::unique_ptr<DirtyBitmap> dirty;  // guarded by mu
+  // Bitmap mode (past the spill cap): writes only mark `dirty`. A resync
+  // then takes refresh seqs from the tap for the dirty runs, inside an
+  // UNORDERED interval. Guarded by mu.
+  bool bitmap_mode = false, resyncing = false, resync_submitted = false;
+  uint64_t refresh_pending = 0;  // refreshes taken, not yet read
+  Seq resync_end = kNoSeq;       // newest seq recorded when the last refresh was read
+  uint64_t queue_epoch = 0;      // bumped when EnterBitmap() drops the queue
+  std::atomic<Seq> applied{0};   // Recorder::Applied
+  Tap* tap = nullptr;
   std::unique_ptr<ssl::context> tls;
   std::unique_ptr<asio::io_context> io;
   std::unique_ptr<asio::steady_timer> send_signal;  // io thread
@@ -126,8 +138,15 @@ class Shipper::Impl {
   void OnAckLocked();
   // Under mu: moves spilled items back to memory while it has room.
   void Refill();
+  // Under mu: everything queued becomes dirty blocks; writes only mark.
+  Status EnterBitmap();
+  // Under mu: the dirty runs to refresh, once the queue is empty.
+  std::vector<Extent> StartResync();
+  // Under mu: a refresh item at queue[i] gets its bytes (false: not yet
+  // applied on the backing).
+  bool FillRefresh(size_t i);
   // Under mu: queues an item, in memory or, when memory is full or the
-  // spill holds older items, in the spill (waits while the spill is full).
+  // spill holds older items, in the spill (bitmap mode past the spill cap).
   Status Enqueue(std::unique_lock<std::mutex>& lock, Item item);
 };
 
@@ -235,7 +254,15 @@ Status Shipper::Impl::QueueResync(Seq after, TimeNs time_ns) {
     queue.push_back(std::move(m));
   };
   marker(1, after == kNoSeq ? 0 : after);
-  for (const Extent& e : al->recovered()) {
+  // The activity log's extents, and the dirty bitmap's blocks of a tap that
+  // stopped in bitmap mode.
+  std::vector<Extent> extents = al->recovered();
+  while (!dirty->empty()) {
+    auto runs = dirty->TakeRuns(kResyncChunkBytes, 4096);
+    if (runs.empty()) break;
+    extents.insert(extents.end(), runs.begin(), runs.end());
+  }
+  for (const Extent& e : extents) {
     for (uint64_t off = e.offset_bytes; off < e.end_bytes(); off += kResyncChunkBytes) {
       uint64_t len = std::min<uint64_t>(kResyncChunkBytes, e.end_bytes() - off);
       Item it;
@@ -277,14 +304,89 @@ Status Shipper::Impl::Enqueue(std::unique_lock<std::mutex>& lock, Item item) {
     queue.push_back(std::move(item));
     return Status::Ok();
   }
-  for (;;) {
-    Status s = spill->Append(item);
-    if (s.code() != Code::kNoSpace) return s;
-    // TODO(#4): past the spill cap, a dirty-block bitmap instead of waiting.
-    state = "backlog";
-    cv.wait_for(lock, std::chrono::milliseconds(100));
-    if (stopping) return Status::Aborted("the tap is stopping");
+  (void)lock;
+  Status s = spill->Append(item);
+  if (s.code() != Code::kNoSpace) return s;
+  // Past the spill cap: keep only which blocks changed (decision 6).
+  if (!item.bookmark && item.unordered == 0 && item.entry.op != wire::EntryOp::kFlush) {
+    dirty->Mark(item.entry.offset_bytes, item.entry.length_bytes);
   }
+  return EnterBitmap();
+}
+
+Status Shipper::Impl::EnterBitmap() {
+  auto mark = [&](const Item& it) {
+    if (it.bookmark || it.unordered != 0 || it.entry.op == wire::EntryOp::kFlush) return;
+    dirty->Mark(it.entry.offset_bytes, it.entry.length_bytes);
+    if (!it.refresh) al->End(it.entry.offset_bytes, it.entry.length_bytes);
+  };
+  for (const Item& it : queue) mark(it);
+  while (!spill->empty()) {
+    std::vector<Item> items;
+    TM_RETURN_IF_ERROR(spill->ReadFront(64 << 20, &items));
+    for (const Item& it : items) mark(it);
+  }
+  spdlog::warn("{}: queue and spill full ({} MiB): dirty-block bitmap mode", o.volume_name,
+               (o.max_queue_bytes + o.max_spill_bytes) >> 20);
+  queue.clear();
+  ++queue_epoch;
+  sent = 0;
+  queued_bytes = 0;
+  bitmap_mode = true;
+  resyncing = resync_submitted = false;
+  refresh_pending = 0;
+  state = "bitmap";
+  cv.notify_all();
+  return dirty->Persist();
+}
+
+std::vector<Extent> Shipper::Impl::StartResync() {
+  Item begin;
+  begin.unordered = 1;
+  begin.entry.seq = acked == kNoSeq ? 0 : acked;
+  begin.entry.time_ns = NowNs();
+  queue.push_back(std::move(begin));
+  bitmap_mode = false;  // writes are queued again, in order after the refreshes taken now
+  resyncing = true;
+  resync_submitted = false;
+  state = "resync";
+  std::vector<Extent> runs;
+  while (!dirty->empty()) {
+    auto more = dirty->TakeRuns(kResyncChunkBytes, 4096);
+    if (more.empty()) break;
+    runs.insert(runs.end(), more.begin(), more.end());
+  }
+  refresh_pending += runs.size();
+  spdlog::info("{}: resync of {} runs from the dirty bitmap", o.volume_name, runs.size());
+  return runs;
+}
+
+bool Shipper::Impl::FillRefresh(size_t i) {
+  Item& it = queue[i];
+  if (applied.load() < it.entry.seq) return false;
+  it.data.resize(it.entry.length_bytes);
+  Status s = backing->Read(it.entry.offset_bytes, it.data.data(), it.data.size());
+  if (!s.ok()) {
+    last_error = s.message();
+    return false;
+  }
+  it.refresh = false;  // an ordinary write entry from here on
+  queued_bytes += it.data.size();
+  resync_bytes += it.data.size();
+  // Writes after the refresh's seq may already be in these bytes: the
+  // interval ends at the newest seq recorded now.
+  resync_end = recorded;
+  if (refresh_pending > 0) --refresh_pending;
+  if (refresh_pending == 0 && resync_submitted && resyncing) {
+    Item end;
+    end.unordered = -1;
+    end.entry.seq = resync_end;
+    end.entry.time_ns = NowNs();
+    std::unique_lock<std::mutex> dummy;  // Enqueue's lock parameter is unused
+    Enqueue(dummy, std::move(end)).IgnoreError();
+    resyncing = false;
+  }
+  return true;
 }
 
 void Shipper::Impl::OnAck(Seq seq) {
@@ -312,6 +414,7 @@ void Shipper::Impl::OnAckLocked() {
   if (queue.size() > before) send_signal->cancel();  // io thread: wake the sender
   if (resync_last != kNoSeq && seq >= resync_last) {
     Status s = al->ClearAll();  // the crash's extents are on the target now
+    if (s.ok()) s = dirty->Persist();
     if (!s.ok()) last_error = s.message();
     resync_last = kNoSeq;
   }
@@ -349,6 +452,11 @@ asio::awaitable<Status> Shipper::Impl::Receive(Stream& s, wire::FrameReader& r) 
         if (!queue.empty() && queue.front().unordered == (u.value().begin ? 1 : -1)) {
           queue.pop_front();
           if (sent > 0) --sent;
+          if (!u.value().begin && !bitmap_mode && !resyncing) {
+            Status ps = dirty->Persist();  // the resent blocks are durable: clear them on disk
+            if (!ps.ok()) last_error = ps.message();
+            if (state == "resync") state = "protected";
+          }
         }
         OnAckLocked();
         break;
@@ -465,9 +573,9 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     // Continue after the target's newest durable seq; resend what the
     // activity log says a crash may have left unacknowledged.
     TimeNs now = NowNs();
-    if (!al->recovered().empty()) {
-      spdlog::info("resending {} extents the activity log kept from before a crash",
-                   al->recovered().size());
+    if (!al->recovered().empty() || !dirty->empty()) {
+      spdlog::info("resending {} extents the activity log kept and {} dirty blocks from before",
+                   al->recovered().size(), dirty->dirty_bytes() / o.block_bytes);
       Status rs = QueueResync(durable, now);
       if (!rs.ok()) co_return rs;
     }
@@ -475,6 +583,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     ready_point.last_seq = recorded != kNoSeq ? recorded : durable;
     ready_point.last_time_ns = now;
     ready = true;
+    if (newest_acked_ns == 0) newest_acked_ns = now;  // RPO lag counts from here until an ack
   }
   {
     std::lock_guard lock(mu);
@@ -495,14 +604,25 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     if (*receiver_done) break;
     std::string payload;
     size_t items = 0;
+    bool refresh_wait = false;
+    std::vector<Extent> resync_runs;
+    uint64_t epoch = 0;
     wire::FrameType type = wire::FrameType::kWrites;
     wire::Bookmark bm;
     {
       std::lock_guard lock(mu);
       if (stopping) break;
       Refill();
+      epoch = queue_epoch;
+      if (bitmap_mode && tap != nullptr && queue.empty() && spill->empty()) {
+        resync_runs = StartResync();
+      }
       wire::WritesEncoder enc;
       for (size_t i = sent; i < queue.size(); ++i) {
+        if (queue[i].refresh && !FillRefresh(i)) {
+          refresh_wait = true;  // its seq is not on the backing yet
+          break;
+        }
         const Item& it = queue[i];
         if (it.bookmark || it.unordered != 0) {
           if (items == 0) {  // alone in its frame, after the writes before it
@@ -527,6 +647,27 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       }
       if (type == wire::FrameType::kWrites && items > 0) payload = enc.Finish();
     }
+    if (!resync_runs.empty()) {
+      // Refresh seqs come from the tap, in order with its writes.
+      for (const Extent& e : resync_runs) {
+        tap->SubmitRefresh(e.offset_bytes, static_cast<uint32_t>(e.length_bytes));
+      }
+      std::lock_guard lock(mu);
+      resync_submitted = true;
+      if (refresh_pending == 0 && resyncing) {  // nothing was dirty
+        Item end;
+        end.unordered = -1;
+        end.entry.seq = recorded == kNoSeq ? 0 : recorded;
+        end.entry.time_ns = NowNs();
+        queue.push_back(std::move(end));
+        resyncing = false;
+      }
+    }
+    if (items == 0 && refresh_wait) {
+      send_signal->expires_after(std::chrono::milliseconds(1));
+      co_await send_signal->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
     if (items == 0) {
       // Quiet: ask for a PONG, so that a dead link shows (see kPingAfter).
       auto quiet = std::chrono::steady_clock::now() - last_heard;
@@ -549,7 +690,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       break;
     }
     std::lock_guard lock(mu);
-    sent += items;
+    if (epoch == queue_epoch) sent = std::min(sent + items, queue.size());
   }
   s.lowest_layer().close(ec);
   while (!*receiver_done) {
@@ -616,6 +757,9 @@ Result<std::unique_ptr<Shipper>> Shipper::Start(ShipOptions options, const Backi
   impl->al = std::move(al);
   BOOST_OUTCOME_TRY(spill, Spill::Open(options.state_dir + "/spill", options.max_spill_bytes));
   impl->spill = std::move(spill);
+  BOOST_OUTCOME_TRY(dirty, DirtyBitmap::Open(options.state_dir + "/dirty.bitmap",
+                                             options.size_bytes, options.block_bytes));
+  impl->dirty = std::move(dirty);
   impl->tls = std::make_unique<ssl::context>(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(impl->tls->native_handle(), TLS1_3_VERSION);
   boost::system::error_code ec;
@@ -657,19 +801,23 @@ Status Shipper::Record(const TapWrite& w) {
   std::unique_lock lock(in.mu);
   if (in.stopping) return Status::Aborted("the tap is stopping");
   Item it;
+  in.recorded = w.seq;
+  in.newest_write_ns = w.time_ns;
+  if (in.bitmap_mode) {
+    in.dirty->Mark(w.offset_bytes, w.length_bytes);
+    return Status::Ok();
+  }
   it.entry = wire::ToWriteEntry(0, w);
   it.entry.data = {};
   it.data.assign(w.data);
   in.al->Begin(w.offset_bytes, w.length_bytes);
-  in.recorded = w.seq;
-  in.newest_write_ns = w.time_ns;
   return in.Enqueue(lock, std::move(it));
 }
 
 Status Shipper::MarkFlush(Seq seq, TimeNs time_ns) {
   Impl& in = *impl_;
   std::unique_lock lock(in.mu);
-  if (in.recorded == kNoSeq) return Status::Ok();
+  if (in.recorded == kNoSeq || in.bitmap_mode) return Status::Ok();  // no point to flush
   Item it;
   it.entry = {seq, time_ns, 0, wire::EntryOp::kFlush, 0, 0, 0, {}};
   return in.Enqueue(lock, std::move(it));
@@ -681,6 +829,7 @@ Status Shipper::Commit() {
   {
     std::lock_guard lock(in.mu);
     s = in.al->Persist();  // before the batch reaches the backing
+    if (s.ok() && in.bitmap_mode) s = in.dirty->Persist();
   }
   in.Signal();
   return s;
@@ -702,6 +851,31 @@ Status Shipper::Sync() {
 
 Status Shipper::Checkpoint(Seq) { return Status::Ok(); }
 
+Status Shipper::RecordRefresh(Seq seq, TimeNs time_ns, uint64_t offset_bytes,
+                              uint32_t length_bytes) {
+  Impl& in = *impl_;
+  std::unique_lock lock(in.mu);
+  in.recorded = seq;
+  if (in.bitmap_mode) {  // bitmap mode again before it was read: dirty again
+    in.dirty->Mark(offset_bytes, length_bytes);
+    return Status::Ok();
+  }
+  Item it;
+  it.refresh = true;
+  it.entry = {seq, time_ns, 0, wire::EntryOp::kWrite, 0, offset_bytes, length_bytes, {}};
+  return in.Enqueue(lock, std::move(it));
+}
+
+void Shipper::Applied(Seq seq) {
+  impl_->applied.store(seq);
+  impl_->Signal();
+}
+
+void Shipper::SetTap(Tap* tap) {
+  std::lock_guard lock(impl_->mu);
+  impl_->tap = tap;
+}
+
 Result<Shipper::BookmarkPoint> Shipper::AddBookmark(const std::string& name, Seq newest_received,
                                                     std::chrono::seconds timeout) {
   Impl& in = *impl_;
@@ -712,6 +886,10 @@ Result<Shipper::BookmarkPoint> Shipper::AddBookmark(const std::string& name, Seq
   if (!in.connected) {
     return Status::TryAgain("the target is not connected (" + in.last_error +
                             "): bookmark not taken");
+  }
+  if (in.bitmap_mode || in.resyncing || in.state == "resync") {
+    return Status::TryAgain("the tap is resynchronising blocks out of write order: no "
+                            "consistent point to name until it is done");
   }
   in.bookmarks_done.erase(name);
   Item it;
@@ -737,6 +915,7 @@ ShipStatus Shipper::status() const {
     s.state = "backlog";
   }
   s.spilled_bytes = in.spill->bytes();
+  s.dirty_bytes = in.dirty->dirty_bytes();
   s.connected = in.connected;
   s.recorded_seq = in.recorded;
   s.acked_seq = in.acked;

@@ -3,7 +3,9 @@
 // segment := record*
 // record  := length:u32 crc32c:u32 kind:u8 body(length - 1)
 // kind 0: body = one WRITES entry (wire.h's 32-byte header and data);
-// kind 1: body = a bookmark name. The CRC covers kind and body.
+// kind 1: body = a bookmark name; kind 2: a refresh (seq:u64 time:i64
+// offset:u64 length:u32); kind 3: an UNORDERED marker (begin:u8 seq:u64
+// time:i64). The CRC covers kind and body.
 #include "tidemark/capture/spill.h"
 
 #include <fcntl.h>
@@ -84,9 +86,21 @@ Status Spill::FlushBuffer() {
 }
 
 Status Spill::Append(const SpillRecord& r) {
-  std::string body(1, r.bookmark ? '\1' : '\0');
+  auto le = [](std::string* s, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+  };
+  std::string body(1, r.bookmark ? '\1' : r.refresh ? '\2' : r.unordered != 0 ? '\3' : '\0');
   if (r.bookmark) {
     body += r.name;
+  } else if (r.refresh) {
+    le(&body, r.entry.seq, 8);
+    le(&body, static_cast<uint64_t>(r.entry.time_ns), 8);
+    le(&body, r.entry.offset_bytes, 8);
+    le(&body, r.entry.length_bytes, 4);
+  } else if (r.unordered != 0) {
+    le(&body, r.unordered > 0 ? 1 : 0, 1);
+    le(&body, r.entry.seq, 8);
+    le(&body, static_cast<uint64_t>(r.entry.time_ns), 8);
   } else {
     wire::WriteEntry e = r.entry;
     e.data = r.data;
@@ -142,9 +156,25 @@ Status Spill::ReadFront(uint64_t max_bytes, std::vector<SpillRecord>* out) {
                                 std::to_string(read_off_));
     }
     SpillRecord r;
+    auto le = [&](size_t off, int n) {
+      uint64_t v = 0;
+      for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(body[off + i]);
+      return v;
+    };
     if (body[0] == '\1') {
       r.bookmark = true;
       r.name.assign(body, 1);
+    } else if (body[0] == '\2' && len == 29) {
+      r.refresh = true;
+      r.entry = {le(1, 8), static_cast<TimeNs>(le(9, 8)), 0, wire::EntryOp::kWrite, 0,
+                 le(17, 8), static_cast<uint32_t>(le(25, 4)), {}};
+    } else if (body[0] == '\3' && len == 18) {
+      r.unordered = le(1, 1) ? 1 : -1;
+      r.entry.seq = le(2, 8);
+      r.entry.time_ns = static_cast<TimeNs>(le(10, 8));
+    } else if (body[0] != '\0') {
+      return Status::Corruption("spill segment " + path + ": unknown record kind at byte " +
+                                std::to_string(read_off_));
     } else {
       // One entry: decoded as a WRITES payload of count 1.
       std::string payload;

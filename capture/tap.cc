@@ -19,6 +19,7 @@ struct Item {
   Seq seq = kNoSeq;        // writes: their seq; FLUSH: the newest seq it covers
   TimeNs time_ns = 0;
   bool data_op = false;    // WRITE, TRIM, WRITE_ZEROES
+  bool refresh = false;    // SubmitRefresh(): a seq for the backing's current bytes
   bool replied = false;
 };
 
@@ -190,7 +191,11 @@ void Tap::Impl::RecordBatch(Batch& batch) {
   Status s = Failure();
   for (Item& it : batch.items) {
     if (!s.ok()) break;
-    if (it.data_op) {
+    if (it.refresh) {
+      s = recorder->RecordRefresh(it.seq, it.time_ns, it.request.offset_bytes,
+                                  it.request.length_bytes);
+      batch.newest = it.seq;
+    } else if (it.data_op) {
       const nbd::Request& r = it.request;
       TapWrite w{it.seq, it.time_ns, KindOf(r.command), r.offset_bytes, r.length_bytes,
                  r.command == nbd::Command::kWrite ? std::string_view(r.data) : std::string_view(),
@@ -228,6 +233,7 @@ void Tap::Impl::ApplyBatch(Batch& batch) {
   }
   if (s.ok() && batch.newest != kNoSeq) {
     applied_seq = batch.newest;
+    recorder->Applied(applied_seq);
     std::lock_guard lock(mu);
     while (!unapplied.empty() && unapplied.front().seq <= applied_seq) unapplied.pop_front();
   }
@@ -369,6 +375,26 @@ void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
     }
     it.request = std::move(request);
     it.reply = std::move(reply);
+    in.queue.push_back(std::move(it));
+  }
+  in.cv.notify_one();
+}
+
+void Tap::SubmitRefresh(uint64_t offset_bytes, uint32_t length_bytes) {
+  Impl& in = *impl_;
+  {
+    std::lock_guard lock(in.mu);
+    if (in.stopping || !in.failed.ok()) return;
+    Item it;
+    it.refresh = true;
+    in.last_time_ns = std::max(in.last_time_ns, NowNs());
+    it.time_ns = in.last_time_ns;
+    it.seq = ++in.last_seq;
+    it.request.command = nbd::Command::kWrite;  // never reaches the backing
+    it.request.offset_bytes = offset_bytes;
+    it.request.length_bytes = length_bytes;
+    it.reply = [](nbd::Reply) {};
+    it.replied = true;
     in.queue.push_back(std::move(it));
   }
   in.cv.notify_one();

@@ -10,7 +10,8 @@
 #   inside an unordered interval whose seqs are not offered as points;
 # - --bandwidth-limit bounds the rate the queue drains at;
 # - --sync holds a FUA write until the target has it; `tidemark status` shows the tap;
-# - a full memory queue spills to disk (state backlog) and drains when the target is back.
+# - a full memory queue spills to disk (state backlog) and drains when the target is back;
+# - past the spill cap, a dirty-block bitmap, then a resync inside an unordered interval.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/lib/protect.sh"
 source "$(dirname "$0")/lib/remote.sh"
@@ -179,5 +180,32 @@ done
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
 [ -z "$(ls -A "$tmp/st-a/spill" 2>/dev/null)" ] || fail "spill segments left after a clean stop"
+# Past the spill cap: a dirty-block bitmap (the workload never waits), then a resync of the
+# dirty blocks through the tap's own seq order, inside an unordered interval.
+start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" --max-queue-mib 1 \
+    --max-spill-mib 2
+pid_a=$tap_pid
+kill -STOP "$target_pid"
+qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x91 4M 2M" "write -P 0x92 10M 2M" \
+    "write -P 0x93 48M 2M" "write -P 0x94 57M 2M" "write -P 0x95 4M 512k"
+st=$(tap_status "$tmp/st-a")
+case $(json_get 'j["volumes"][0]["state"]' <<<"$st") in
+    bitmap|resync) ;;   # the resync starts at once while connected (the target only pauses)
+    *) fail "expected bitmap mode or its resync: $st" ;;
+esac
+cat "$tap_out" "$tap_err" | grep -q 'dirty-block bitmap mode' || fail "the tap did not say it entered bitmap mode"
+kill -CONT "$target_pid"
+for _ in $(seq 150); do
+    st=$(tap_status "$tmp/st-a")
+    [ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] &&
+        [ "$(json_get 'j["volumes"][0]["queued_writes"]' <<<"$st")" = 0 ] && break
+    sleep 0.2
+done
+[ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] || fail "resync did not end: $st"
+qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x96 5M 4k"   # protected again
+stop_pid "$pid_a"
+latest_equals alice a "$tmp/a.img"
+n=$("$TIDEMARK" journal dump --journal "$tgt/tenants/alice/journal" a | grep -c '^unordered .*upto=[0-9]')
+[ "$n" -ge 2 ] || fail "the bitmap resync left no closed unordered interval ($n)"
 stop_pid "$target_pid"
 echo "remote ingest: ok"

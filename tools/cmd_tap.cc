@@ -81,7 +81,7 @@ nlohmann::json StatusJson(const capture::ShipStatus& s, const std::string& name,
                       {"connected", s.connected}, {"last_seq", tap.last_seq()},
                       {"recorded_seq", seq(s.recorded_seq)}, {"acked_seq", seq(s.acked_seq)},
                       {"queued_writes", s.queued_entries}, {"queued_bytes", s.queued_bytes},
-                      {"spilled_bytes", s.spilled_bytes},
+                      {"spilled_bytes", s.spilled_bytes}, {"dirty_bytes", s.dirty_bytes},
                       {"rpo_lag_seconds", s.rpo_lag_seconds}, {"reconnects", s.reconnects},
                       {"sent_bytes", s.sent_bytes}, {"import_bytes", s.import_bytes},
                       {"resync_bytes", s.resync_bytes}};
@@ -140,6 +140,7 @@ int RunTap(TapArgs a) {
     topts.last_seq = ready.value().last_seq;
     topts.last_time_ns = ready.value().last_time_ns;
     BOOST_OUTCOME_TRY(tap, capture::Tap::Create(std::move(backing), shipper.get(), topts));
+    shipper->SetTap(tap.get());
     device->Set(tap);
     std::string control_path = a.state_dir + "/control.sock";
     auto handler = [&](const target::ControlRequest& r) -> target::ControlResponse {

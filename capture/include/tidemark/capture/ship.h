@@ -48,6 +48,7 @@ struct ShipStatus {
   uint64_t queued_entries = 0;
   uint64_t queued_bytes = 0;    // in memory
   uint64_t spilled_bytes = 0;   // in the spill segments
+  uint64_t dirty_bytes = 0;     // blocks marked in the dirty bitmap
   TimeNs newest_write_ns = 0;  // time of the newest queued write
   TimeNs newest_acked_ns = 0;  // time of the newest acknowledged one
   double rpo_lag_seconds = 0;  // newest write seen minus newest durable
@@ -85,6 +86,13 @@ class Shipper : public Recorder {
   Status Commit() override;
   Status Sync() override;
   Status Checkpoint(Seq seq) override;
+  Status RecordRefresh(Seq seq, TimeNs time_ns, uint64_t offset_bytes,
+                       uint32_t length_bytes) override;
+  void Applied(Seq seq) override;
+
+  // The tap whose writes this ships: the resync from the dirty bitmap takes
+  // its refresh seqs from it (Tap::SubmitRefresh). Set once it exists.
+  void SetTap(Tap* tap);
 
   // A bookmark, in-band after every write recorded once `newest_received`
   // is; returns the point the target named. kTryAgain when the target does

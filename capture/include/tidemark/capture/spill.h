@@ -26,8 +26,11 @@ namespace tidemark::capture {
 struct SpillRecord {
   bool bookmark = false;
   // An UNORDERED marker (+1 begins, -1 ends an interval; seq and time in
-  // entry). Only queued in memory, never spilled.
+  // entry).
   int8_t unordered = 0;
+  // A refresh (Tap::SubmitRefresh): entry names seq, time and range; the
+  // data is read from the backing when it is sent.
+  bool refresh = false;
   wire::WriteEntry entry;  // data points into `data`
   std::string data;
   std::string name;  // a bookmark's

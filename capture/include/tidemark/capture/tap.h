@@ -48,6 +48,16 @@ class Recorder {
   virtual Status Sync() = 0;
   // Every seq up to `seq` is on the synced backing.
   virtual Status Checkpoint(Seq seq) = 0;
+  // A seq taken by Tap::SubmitRefresh for [offset, offset+length): the
+  // recorder reads those bytes from the backing itself once Applied() has
+  // reached `seq` (so they hold every write before it).
+  virtual Status RecordRefresh(Seq seq, TimeNs time_ns, uint64_t offset_bytes,
+                               uint32_t length_bytes) {
+    (void)seq, (void)time_ns, (void)offset_bytes, (void)length_bytes;
+    return Status::NotSupported("this recorder takes no refreshes");
+  }
+  // Every seq up to `seq` is on the backing (written, not synced).
+  virtual void Applied(Seq seq) { (void)seq; }
 };
 
 // The protected volume: a regular file or a block device.
@@ -105,6 +115,12 @@ class Tap : public nbd::BlockDevice {
   bool supports_block_status() const override { return true; }
   void Submit(nbd::Request request, nbd::ReplyFn reply) override;
 
+  // Takes a seq, in receipt order with the writes, whose content is the
+  // backing's bytes of the range as the recorder reads them after every
+  // earlier seq reached the backing (Recorder::RecordRefresh). A remote
+  // tap's resync from its dirty bitmap uses it: the bytes it ships are then
+  // ordered with the writes around them. Nothing is written to the backing.
+  void SubmitRefresh(uint64_t offset_bytes, uint32_t length_bytes);
   // Drains the queue, syncs the backing and the recorder, checkpoints, and
   // stops the writer thread. Later writes are refused.
   Status Shutdown();
