@@ -104,7 +104,7 @@ Status QemuImgConvert(const std::string& raw, const std::string& out, ImageForma
   return Status::Ok();
 }
 
-Status WriteRaw(const journal::Journal& journal, const journal::VolumeInfo& vol, Seq seq,
+Status WriteRaw(const BlockSource& source, const journal::VolumeInfo& vol,
                 const RestoreOptions& o, int fd, RestoreStats* stats) {
   if (::ftruncate(fd, static_cast<off_t>(vol.size_bytes)) != 0) {
     return Status::FromErrno(errno, "size " + o.output_path);
@@ -113,7 +113,7 @@ Status WriteRaw(const journal::Journal& journal, const journal::VolumeInfo& vol,
   stats->io_uring = writer->uses_io_uring();
   const uint64_t total = vol.size_bytes;
   uint64_t next_report = 0;
-  Status s = journal.ScanBlocks(vol.id, seq, [&](uint64_t block, std::string_view data) {
+  Status s = source([&](uint64_t block, std::string_view data) {
     uint64_t off = block * vol.block_bytes;
     // The last block of a volume that is not a multiple of the block size.
     if (off + data.size() > total) data = data.substr(0, total - off);
@@ -137,16 +137,18 @@ Status WriteRaw(const journal::Journal& journal, const journal::VolumeInfo& vol,
 
 Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, Seq seq,
                              const RestoreOptions& o) {
-  auto start = std::chrono::steady_clock::now();
-  journal::VolumeInfo vol;
-  bool found = false;
   for (const auto& v : journal.Volumes()) {
     if (v.id == volume) {
-      vol = v;
-      found = true;
+      return RestoreBlocks(
+          v, [&](const journal::BlockFn& fn) { return journal.ScanBlocks(volume, seq, fn); }, o);
     }
   }
-  if (!found) return Status::NotFound("no volume with id " + std::to_string(volume));
+  return Status::NotFound("no volume with id " + std::to_string(volume));
+}
+
+Result<RestoreStats> RestoreBlocks(const journal::VolumeInfo& vol, const BlockSource& source,
+                                   const RestoreOptions& o) {
+  auto start = std::chrono::steady_clock::now();
   std::error_code ec;
   fs::file_status st = fs::status(o.output_path, ec);
   if (fs::exists(st)) {
@@ -166,7 +168,7 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
   RestoreStats stats;
   stats.volume_bytes = vol.size_bytes;
   BOOST_OUTCOME_TRY(raw, CreateTemp(o.output_path, "raw"));
-  TM_RETURN_IF_ERROR(WriteRaw(journal, vol, seq, o, raw->fd(), &stats));
+  TM_RETURN_IF_ERROR(WriteRaw(source, vol, o, raw->fd(), &stats));
   TM_RETURN_IF_ERROR(raw->Close());
   if (o.format == ImageFormat::kRaw) {
     if (::rename(raw->path().c_str(), o.output_path.c_str()) != 0) {

@@ -4,29 +4,31 @@
 #include <filesystem>
 #include <future>
 
+#include "remote_api.h"
 #include "server_impl.h"
 
 namespace tidemark::target {
 
 namespace {
 
-// ALPN: the stream ("tidemark/1") only, for now; "http/1.1" (the control
-// API over TLS) joins it on the same port.
+// ALPN: "tidemark/1" (the tap stream) and "http/1.1" (the control API over
+// TLS), the first of them the client lists (Dispatch chose the same one).
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                unsigned int inlen, void*) {
-  for (unsigned i = 0; i < inlen;) {
-    unsigned len = in[i];
-    if (i + 1 + len > inlen) break;
-    std::string_view proto(reinterpret_cast<const char*>(in + i + 1), len);
-    if (proto == wire::kAlpn) {
+  std::string_view chosen = ChooseAlpn(in, inlen);
+  if (chosen.empty()) return SSL_TLSEXT_ERR_ALERT_FATAL;
+  for (unsigned i = 0; i < inlen; i += 1 + in[i]) {
+    if (std::string_view(reinterpret_cast<const char*>(in + i + 1), in[i]) == chosen) {
       *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(len);
+      *outlen = in[i];
       return SSL_TLSEXT_ERR_OK;
     }
-    i += 1 + len;
   }
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
+
+// How long a new connection may take to send its ClientHello.
+constexpr auto kClientHelloTimeout = std::chrono::seconds(10);
 
 Result<tcp::endpoint> ParseEndpoint(const std::string& listen) {
   auto colon = listen.rfind(':');
@@ -104,11 +106,25 @@ asio::awaitable<void> TargetServer::Impl::Accept() {
     }
     socket.set_option(tcp::no_delay(true), ec);
     socket.set_option(asio::socket_base::keep_alive(true), ec);
-    ++sessions_total;
-    auto session = std::make_shared<Session>(this, std::move(socket));
-    sessions.insert(session);
-    session->Start();
+    asio::co_spawn(io, Dispatch(std::move(socket)), asio::detached);
   }
+}
+
+asio::awaitable<void> TargetServer::Impl::Dispatch(tcp::socket socket) {
+  auto sock = std::make_shared<tcp::socket>(std::move(socket));
+  std::string proto = co_await PeekAlpn(sock, kClientHelloTimeout);
+  if (stopped) co_return;
+  if (proto == kHttpAlpn) {
+    api->Adopt(std::move(*sock));
+    co_return;
+  }
+  // Everything else is the tap stream's, as before the API existed: a
+  // client without ALPN is a tap; one offering neither protocol, or bytes
+  // that are no ClientHello, fail the Session's handshake.
+  ++sessions_total;
+  auto session = std::make_shared<Session>(this, std::move(*sock));
+  sessions.insert(session);
+  session->Start();
 }
 
 Result<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetConfig& config) {
@@ -133,6 +149,7 @@ Result<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetConfig& co
   if (ec) return Status::IOError("cannot listen on " + config.listen + ": " + ec.message());
 
   Impl* in = impl.get();
+  in->api = std::make_shared<RemoteApi>(in);
   asio::co_spawn(in->io, in->Accept(), asio::detached);
   in->thread = std::thread([in] { in->io.run(); });
   return std::unique_ptr<TargetServer>(new TargetServer(std::move(impl)));
@@ -170,6 +187,7 @@ ServerStats TargetServer::stats() const {
 void TargetServer::Stop() {
   Impl& in = *impl_;
   if (!in.thread.joinable()) return;
+  in.api->Stop();  // API connections first: they may wait on the journals
   asio::post(in.io, [&in] {
     in.stopped = true;
     boost::system::error_code ec;

@@ -28,6 +28,7 @@ namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
 class Session;
+class RemoteApi;
 
 struct TargetServer::Impl {
   explicit Impl(TargetConfig c) : config(std::move(c)) {}
@@ -45,6 +46,9 @@ struct TargetServer::Impl {
   struct timespec tenants_mtime {};
 
   std::atomic<uint64_t> sessions_total{0}, writes{0}, write_bytes{0}, rejected{0};
+  // The control API over TLS (remote_api.h): connections whose ClientHello
+  // asks for http/1.1. Declared last: destroyed first.
+  std::shared_ptr<RemoteApi> api;
 
   // Re-reads tenants.json when it changed (tenant add / token rotation take
   // effect without a restart).
@@ -53,6 +57,9 @@ struct TargetServer::Impl {
   // The session of `tenant` that claimed `volume`, if any (io thread).
   std::shared_ptr<Session> SessionOf(const std::string& tenant, const std::string& volume);
   asio::awaitable<void> Accept();
+  // Gives an accepted connection to a Session (tap stream) or to the API,
+  // by the ALPN protocol its ClientHello asks for.
+  asio::awaitable<void> Dispatch(tcp::socket socket);
 };
 
 class Session : public std::enable_shared_from_this<Session> {

@@ -1,6 +1,8 @@
 #include "cli.h"
 
+#include <cctype>
 #include <cstdio>
+#include <fstream>
 
 #include "tidemark/journal/time.h"
 
@@ -56,6 +58,43 @@ Result<journal::PointSpec> PointArgs::Spec(TimeNs now_ns) const {
     spec.time_ns = t;
   }
   return spec;
+}
+
+void RemoteArgs::Add(CLI::App* cmd) {
+  cmd->add_option("--target", target, "HOST:PORT of a target (instead of --journal)");
+  cmd->add_option("--tenant", tenant, "with --target: the tenant to act as");
+  cmd->add_option("--token-file", token_file, "with --target: file holding the tenant's token");
+  cmd->add_option("--ca", ca, "with --target: the target's CA certificate (its ca.crt)");
+}
+
+Status RemoteArgs::Check(const std::string& journal_dir) const {
+  if (journal_dir.empty() == target.empty()) {
+    return Status::InvalidArgument("give exactly one of --journal DIR and --target HOST:PORT");
+  }
+  if (journal_dir.empty()) {
+    if (tenant.empty() || token_file.empty() || ca.empty()) {
+      return Status::InvalidArgument("--target needs --tenant, --token-file and --ca");
+    }
+  } else if (!tenant.empty() || !token_file.empty() || !ca.empty()) {
+    return Status::InvalidArgument("--tenant, --token-file and --ca go with --target only");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<target::RemoteClient>> RemoteArgs::Client() const {
+  std::ifstream in(token_file);
+  std::string token;
+  if (!in || !std::getline(in, token)) {
+    return Status::InvalidArgument("cannot read token file " + token_file);
+  }
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) return Status::InvalidArgument("token file " + token_file + " is empty");
+  target::RemoteOptions o;
+  o.target = target;
+  o.tenant = tenant;
+  o.token = token;
+  o.ca_file = ca;
+  return target::RemoteClient::Create(o);
 }
 
 nlohmann::json PointJson(const journal::Point& p) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tidemark/journal/journal.h"
+#include "tidemark/target/remote_client.h"
 
 namespace tidemark::tools {
 
@@ -34,6 +35,21 @@ struct PointArgs {
   bool latest = false;
   void Add(CLI::App* cmd);
   Result<journal::PointSpec> Spec(TimeNs now_ns) const;
+};
+
+// --target HOST:PORT --tenant T --token-file F --ca FILE: the remote form of
+// points, bookmark and restore (the target's control API over TLS), beside
+// their --journal DIR form.
+struct RemoteArgs {
+  std::string target, tenant, token_file, ca;
+  void Add(CLI::App* cmd);
+  bool given() const { return !target.empty(); }
+  // Exactly one of --journal (`journal_dir`) and --target; --tenant,
+  // --token-file and --ca go with --target only, and all three are needed
+  // then. kInvalidArgument, one line, otherwise.
+  Status Check(const std::string& journal_dir) const;
+  // A client for the target (reads the token file; connects on first use).
+  Result<std::unique_ptr<target::RemoteClient>> Client() const;
 };
 
 nlohmann::json PointJson(const journal::Point& p);

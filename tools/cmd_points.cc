@@ -1,5 +1,7 @@
-// tidemark points --journal DIR VOLUME [--flushes] [--json]
-// tidemark bookmark --journal DIR VOLUME NAME [--json]
+// tidemark points (--journal DIR | --target HOST:PORT ...) VOLUME [--flushes] [--json]
+// tidemark bookmark (--journal DIR | --target HOST:PORT ...) VOLUME NAME [--json]
+// With --target (and --tenant, --token-file, --ca) both go to the target's
+// control API over TLS; its answers have the shapes printed here.
 #include <cstdio>
 
 #include "cli.h"
@@ -13,61 +15,92 @@ namespace {
 
 struct PointsArgs {
   std::string journal_dir;
+  RemoteArgs remote;
   std::string volume;
   bool flushes = false;
   bool json = false;
 };
 
-int RunPoints(const PointsArgs& a) {
-  auto run = [&]() -> Status {
-    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
-    BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
-    BOOST_OUTCOME_TRY(first, j->First(vol.id));
-    BOOST_OUTCOME_TRY(latest, j->Latest(vol.id));
-    std::vector<journal::Point> flushes;
-    if (a.flushes) {
-      BOOST_OUTCOME_TRY(f, j->Flushes(vol.id));
-      flushes = std::move(f);
-    }
-    auto bookmarks = j->Bookmarks(vol.id);
-    if (a.json) {
-      nlohmann::json out = {{"format", 1},
-                            {"volume", vol.name},
-                            {"first", PointJson(first)},
-                            {"latest", PointJson(latest)},
-                            {"bookmarks", nlohmann::json::array()}};
-      for (const auto& b : bookmarks) {
-        nlohmann::json bj = PointJson(b.point);
-        bj["name"] = b.name;
-        bj["created"] = FormatTime(b.created_ns);
-        out["bookmarks"].push_back(bj);
-      }
-      if (a.flushes) {
-        out["flushes"] = nlohmann::json::array();
-        for (const auto& p : flushes) out["flushes"].push_back(PointJson(p));
-      }
-      std::printf("%s\n", out.dump().c_str());
-      return Status::Ok();
-    }
-    auto line = [](const char* label, const journal::Point& p) {
-      std::printf("%-10s seq %-10llu %s\n", label, static_cast<unsigned long long>(p.seq),
-                  FormatTime(p.time_ns).c_str());
+// The contract's `points --json` object (the target's GET .../points
+// answers the same one).
+Result<nlohmann::json> PointsJson(const journal::Journal& j, const journal::VolumeInfo& vol,
+                                  bool with_flushes) {
+  BOOST_OUTCOME_TRY(first, j.First(vol.id));
+  BOOST_OUTCOME_TRY(latest, j.Latest(vol.id));
+  nlohmann::json out = {{"format", 1},
+                        {"volume", vol.name},
+                        {"first", PointJson(first)},
+                        {"latest", PointJson(latest)},
+                        {"bookmarks", nlohmann::json::array()}};
+  for (const auto& b : j.Bookmarks(vol.id)) {
+    nlohmann::json bj = PointJson(b.point);
+    bj["name"] = b.name;
+    bj["created"] = FormatTime(b.created_ns);
+    out["bookmarks"].push_back(bj);
+  }
+  if (with_flushes) {
+    BOOST_OUTCOME_TRY(flushes, j.Flushes(vol.id));
+    out["flushes"] = nlohmann::json::array();
+    for (const auto& p : flushes) out["flushes"].push_back(PointJson(p));
+  }
+  return out;
+}
+
+// The text form of a points object.
+Status PrintPoints(const journal::VolumeInfo& vol, const nlohmann::json& p, bool with_flushes) {
+  try {
+    auto line = [](const char* label, const nlohmann::json& pt) {
+      std::printf("%-10s seq %-10llu %s\n", label,
+                  static_cast<unsigned long long>(pt.at("seq").get<uint64_t>()),
+                  pt.at("time").get<std::string>().c_str());
     };
     std::printf("volume %s: %s, %u-byte blocks\n", vol.name.c_str(),
                 HumanBytes(vol.size_bytes).c_str(), vol.block_bytes);
-    line("first", first);
-    line("latest", latest);
-    std::printf("bookmarks: %zu\n", bookmarks.size());
-    for (const auto& b : bookmarks) {
-      std::printf("  %-20s seq %-10llu %s\n", b.name.c_str(),
-                  static_cast<unsigned long long>(b.point.seq),
-                  FormatTime(b.point.time_ns).c_str());
+    line("first", p.at("first"));
+    line("latest", p.at("latest"));
+    std::printf("bookmarks: %zu\n", p.at("bookmarks").size());
+    for (const auto& b : p.at("bookmarks")) {
+      std::printf("  %-20s seq %-10llu %s\n", b.at("name").get<std::string>().c_str(),
+                  static_cast<unsigned long long>(b.at("seq").get<uint64_t>()),
+                  b.at("time").get<std::string>().c_str());
     }
-    if (a.flushes) {
-      std::printf("flushes: %zu\n", flushes.size());
-      for (const auto& p : flushes) line("  flush", p);
+    if (with_flushes) {
+      std::printf("flushes: %zu\n", p.at("flushes").size());
+      for (const auto& f : p.at("flushes")) line("  flush", f);
     }
-    return Status::Ok();
+  } catch (const nlohmann::json::exception& e) {
+    return Status::IOError(std::string("the points answer is not a points object: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+int RunPoints(const PointsArgs& a) {
+  auto run = [&]() -> Status {
+    TM_RETURN_IF_ERROR(a.remote.Check(a.journal_dir));
+    nlohmann::json out;
+    journal::VolumeInfo vol;
+    if (a.remote.given()) {
+      BOOST_OUTCOME_TRY(client, a.remote.Client());
+      std::string path =
+          target::RemoteClient::VolumePath(a.volume, a.flushes ? "points?flushes=1" : "points");
+      BOOST_OUTCOME_TRY(answer, client->Call("GET", path));
+      out = std::move(answer);
+      if (!a.json) {
+        BOOST_OUTCOME_TRY(v, client->FindVolume(a.volume));
+        vol = v;
+      }
+    } else {
+      BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+      BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
+      vol = v;
+      BOOST_OUTCOME_TRY(local, PointsJson(*j, vol, a.flushes));
+      out = std::move(local);
+    }
+    if (a.json) {
+      std::printf("%s\n", out.dump().c_str());
+      return Status::Ok();
+    }
+    return PrintPoints(vol, out, a.flushes);
   };
   Status s = run();
   return s.ok() ? 0 : Fail(s, a.json);
@@ -75,6 +108,7 @@ int RunPoints(const PointsArgs& a) {
 
 struct BookmarkArgs {
   std::string journal_dir;
+  RemoteArgs remote;
   std::string volume;
   std::string name;
   bool json = false;
@@ -82,12 +116,22 @@ struct BookmarkArgs {
 
 int RunBookmark(const BookmarkArgs& a) {
   auto run = [&]() -> Status {
-    if (auto daemon = RunningDaemon(a.journal_dir); daemon && daemon->contains("control")) {
+    TM_RETURN_IF_ERROR(a.remote.Check(a.journal_dir));
+    std::optional<Result<nlohmann::json>> answer;
+    if (a.remote.given()) {
+      // The target runs it on the tenant's ingest worker: ordered with the
+      // writes it received.
+      BOOST_OUTCOME_TRY(client, a.remote.Client());
+      answer = client->Call("POST", target::RemoteClient::VolumePath(a.volume, "bookmarks"),
+                            {{"name", a.name}});
+    } else if (auto daemon = RunningDaemon(a.journal_dir); daemon && daemon->contains("control")) {
       // A daemon owns the journal: the bookmark goes through it, ordered
       // with the writes it receives.
-      BOOST_OUTCOME_TRY(out, target::ControlCall(daemon->at("control").get<std::string>(), "POST",
-                                                 "/v1/volumes/" + a.volume + "/bookmarks",
-                                                 {{"name", a.name}}));
+      answer = target::ControlCall(daemon->at("control").get<std::string>(), "POST",
+                                   "/v1/volumes/" + a.volume + "/bookmarks", {{"name", a.name}});
+    }
+    if (answer) {
+      BOOST_OUTCOME_TRY(out, std::move(*answer));
       if (a.json) {
         std::printf("%s\n", out.dump().c_str());
       } else {
@@ -121,7 +165,8 @@ int RunBookmark(const BookmarkArgs& a) {
 void AddPointsCommands(CLI::App& app, int* exit_code) {
   auto p = std::make_shared<PointsArgs>();
   CLI::App* points = app.add_subcommand("points", "list a volume's restorable points");
-  points->add_option("--journal", p->journal_dir, "journal directory")->required();
+  points->add_option("--journal", p->journal_dir, "journal directory");
+  p->remote.Add(points);
   points->add_option("VOLUME", p->volume, "volume name")->required();
   points->add_flag("--flushes", p->flushes, "also list FLUSH and FUA points");
   points->add_flag("--json", p->json, "print JSON");
@@ -129,7 +174,8 @@ void AddPointsCommands(CLI::App& app, int* exit_code) {
 
   auto b = std::make_shared<BookmarkArgs>();
   CLI::App* bm = app.add_subcommand("bookmark", "name the newest point of a volume");
-  bm->add_option("--journal", b->journal_dir, "journal directory")->required();
+  bm->add_option("--journal", b->journal_dir, "journal directory");
+  b->remote.Add(bm);
   bm->add_option("VOLUME", b->volume, "volume name")->required();
   bm->add_option("NAME", b->name, "bookmark name, unique per volume")->required();
   bm->add_flag("--json", b->json, "print JSON");

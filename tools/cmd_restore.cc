@@ -1,4 +1,7 @@
-// tidemark restore --journal DIR VOLUME (point) --output PATH [--format F] [--force]
+// tidemark restore (--journal DIR | --target HOST:PORT ...) VOLUME (point) --output PATH
+//                  [--format F] [--force]
+// With --target the point is resolved by the target and its blocks arrive as
+// the control API's block stream; the image is written the same way.
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +16,7 @@ namespace {
 
 struct RestoreArgs {
   std::string journal_dir;
+  RemoteArgs remote;
   std::string volume;
   PointArgs point;
   std::string output;
@@ -22,13 +26,23 @@ struct RestoreArgs {
   bool progress = false;
 };
 
+// The body of POST .../resolve for a point spec; a relative --at is made
+// absolute here, by this machine's clock, as the --journal form does.
+nlohmann::json ResolveBody(const journal::PointSpec& spec) {
+  switch (spec.kind) {
+    case journal::PointSpec::Kind::kLatest: return {{"latest", true}};
+    case journal::PointSpec::Kind::kSeq: return {{"seq", spec.seq}};
+    case journal::PointSpec::Kind::kBookmark: return {{"bookmark", spec.bookmark}};
+    case journal::PointSpec::Kind::kTime: return {{"at", FormatTime(spec.time_ns)}};
+  }
+  return nullptr;
+}
+
 int RunRestore(const RestoreArgs& a) {
   auto run = [&]() -> Status {
+    TM_RETURN_IF_ERROR(a.remote.Check(a.journal_dir));
     BOOST_OUTCOME_TRY(spec, a.point.Spec(NowNs()));
     BOOST_OUTCOME_TRY(format, recovery::ParseImageFormat(a.format));
-    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
-    BOOST_OUTCOME_TRY(vol, j->FindVolume(a.volume));
-    BOOST_OUTCOME_TRY(point, j->Resolve(vol.id, spec, NowNs()));
     recovery::RestoreOptions o;
     o.output_path = a.output;
     o.format = format;
@@ -39,7 +53,37 @@ int RunRestore(const RestoreArgs& a) {
         if (done == total) std::fprintf(stderr, "\n");
       };
     }
-    BOOST_OUTCOME_TRY(stats, recovery::Restore(*j, vol.id, point.seq, o));
+    journal::VolumeInfo vol;
+    journal::Point point;
+    recovery::RestoreStats stats;
+    if (a.remote.given()) {
+      BOOST_OUTCOME_TRY(client, a.remote.Client());
+      BOOST_OUTCOME_TRY(p, client->Call("POST",
+                                        target::RemoteClient::VolumePath(a.volume, "resolve"),
+                                        ResolveBody(spec)));
+      if (!p.is_object() || !p.contains("seq") || !p["seq"].is_number_unsigned() ||
+          !p.contains("time") || !p["time"].is_string()) {
+        return Status::IOError("the target's resolve answer is not a point: " + p.dump());
+      }
+      point.seq = p["seq"].get<Seq>();
+      BOOST_OUTCOME_TRY(t, ParseTime(p["time"].get<std::string>(), NowNs()));
+      point.time_ns = t;
+      BOOST_OUTCOME_TRY(v, client->FindVolume(a.volume));
+      vol = v;
+      auto source = [&](const journal::BlockFn& fn) {
+        return client->StreamBlocks(vol, point.seq, fn);
+      };
+      BOOST_OUTCOME_TRY(st, recovery::RestoreBlocks(vol, source, o));
+      stats = st;
+    } else {
+      BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+      BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
+      vol = v;
+      BOOST_OUTCOME_TRY(pt, j->Resolve(vol.id, spec, NowNs()));
+      point = pt;
+      BOOST_OUTCOME_TRY(st, recovery::Restore(*j, vol.id, point.seq, o));
+      stats = st;
+    }
     if (a.json) {
       nlohmann::json out = {{"volume", vol.name},
                             {"point", PointJson(point)},
@@ -68,7 +112,8 @@ int RunRestore(const RestoreArgs& a) {
 void AddRestoreCommand(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<RestoreArgs>();
   CLI::App* cmd = app.add_subcommand("restore", "write a volume as it was at a point to an image");
-  cmd->add_option("--journal", a->journal_dir, "journal directory")->required();
+  cmd->add_option("--journal", a->journal_dir, "journal directory");
+  a->remote.Add(cmd);
   cmd->add_option("VOLUME", a->volume, "volume name")->required();
   a->point.Add(cmd);
   cmd->add_option("--output", a->output, "image to write (refused if it exists, see --force)")

@@ -52,4 +52,16 @@ struct RestoreStats {
 Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, Seq seq,
                              const RestoreOptions& options);
 
+// The blocks of one point: calls `fn`, in block order, for every block that
+// is not all zeros (block_bytes long; the last one full-size too), and
+// returns fn's first error or its own.
+using BlockSource = std::function<Status(const journal::BlockFn& fn)>;
+
+// Restore() with the blocks taken from `source` instead of a journal (a
+// remote target's block stream); `volume` gives the size and block size.
+// Same output handling and errors as Restore(), plus the source's: when it
+// fails (a truncated stream), nothing is left at the output.
+Result<RestoreStats> RestoreBlocks(const journal::VolumeInfo& volume, const BlockSource& source,
+                                   const RestoreOptions& options);
+
 }  // namespace tidemark::recovery
