@@ -91,7 +91,10 @@ bool LockHeldElsewhere(const std::string& dir) {
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-  bool held = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  // An open-file-description query also sees the POSIX lock RocksDB holds
+  // in this very process (F_GETLK does not report a process's own locks):
+  // the target reads the journals its ingest workers write.
+  bool held = ::fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
   ::close(fd);
   return held;
 }
