@@ -359,6 +359,14 @@ Status Session::OnBookmark(const wire::Frame& frame) {
   auto self = shared_from_this();
   journal_->Post(
       [vol, b, result](journal::Journal& j) -> Status {
+        // A bookmark the tap sends again after a reconnect names the point
+        // it already named; a failure here would fail the whole round.
+        for (const journal::Bookmark& have : j.Bookmarks(vol)) {
+          if (have.name == b.name) {
+            *result = have;
+            return Status::Ok();
+          }
+        }
         BOOST_OUTCOME_TRY(added, j.AddBookmark(vol, b.name, b.time_ns));
         *result = added;
         return Status::Ok();
