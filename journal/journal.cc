@@ -338,6 +338,7 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Journal::~Journal() = default;
 
 const std::string& Journal::dir() const { return impl_->dir; }
+bool Journal::follows_writer() const { return !impl_->secondary_dir.empty(); }
 bool Journal::read_only() const { return impl_->read_only; }
 const MetaRecord& Journal::meta() const { return impl_->meta; }
 

@@ -12,20 +12,6 @@ namespace tidemark::target {
 
 namespace {
 
-// True when another process holds the journal's RocksDB lock (a writer
-// elsewhere): Journal::Open then makes a secondary instance. The same probe
-// as the journal's, which cannot see a lock of this process.
-bool LockHeldElsewhere(const std::string& dir) {
-  int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct flock fl {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  bool held = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-  ::close(fd);
-  return held;
-}
-
 // Names, sizes and modification times of the journal's files but its info
 // logs: every commit of the writer changes it (the WAL grows; flushes and
 // compactions add and remove files).
@@ -51,7 +37,7 @@ std::string Fingerprint(const std::string& dir) {
 struct TenantReaders::Reader {
   std::mutex mu;  // a Journal is single-threaded
   std::unique_ptr<journal::Journal> journal;
-  bool follows = false;     // a secondary of a writer in another process
+  bool follows = false;     // a secondary of a running writer
   std::string fingerprint;  // of the directory just before `journal` was opened
 };
 
@@ -97,9 +83,11 @@ Status TenantReaders::With(const std::string& tenant,
       // The fingerprint is taken first: a commit racing with the open makes
       // the next call reopen, never a reader older than its fingerprint.
       r->fingerprint = Fingerprint(dir);
-      bool elsewhere = LockHeldElsewhere(dir);
       BOOST_OUTCOME_TRY(j, OpenFresh(tenant));
-      r->follows = elsewhere && LockHeldElsewhere(dir);
+      // A secondary of the ingest worker's journal (or another process's)
+      // catches up; a plain read-only open (no writer) is reopened when the
+      // files change.
+      r->follows = j->follows_writer();
       r->journal = std::move(j);
     }
     Status s = fn(*r->journal);

@@ -176,6 +176,9 @@ class Journal {
   // Secondary instances (a reader following a running writer): catch up
   // with what the writer has written since. A no-op otherwise.
   Status CatchUp();
+  // True when this reader follows a writer (any process, this one too) as a
+  // RocksDB secondary: CatchUp() then brings it up to date.
+  bool follows_writer() const;
 
   // ---- reader ----
   // The volume's first (seq 0) and newest committed points; kNotFound when
