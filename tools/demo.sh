@@ -249,7 +249,10 @@ live_demo() {
     side_by_side "restored-tuesday.img: /" tuesday.ls "disk.img (live): /" live.ls
     echo
     debugfs -R "cat /hello.txt" restored-tuesday.img 2>/dev/null >tuesday.hello
-    debugfs -R "cat /hello.txt" disk.img 2>/dev/null | head -3 | cut -c1-40 >live.hello
+    # Into a file first: `head` closing the pipe early would kill debugfs
+    # with SIGPIPE, which pipefail turns into a failed demo.
+    debugfs -R "cat /hello.txt" disk.img 2>/dev/null >live.full
+    head -3 live.full | cut -c1-40 >live.hello
     side_by_side "restored-tuesday.img: hello.txt" tuesday.hello "disk.img (live): hello.txt" live.hello
 
     step "10. Checks"
