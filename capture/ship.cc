@@ -285,7 +285,8 @@ Status Shipper::Impl::QueueResync(Seq after, TimeNs time_ns) {
 void Shipper::Impl::Refill() {
   while (!spill->empty() && queued_bytes < o.max_queue_bytes / 2) {
     std::vector<Item> items;
-    Status s = spill->ReadFront(o.max_queue_bytes / 4, &items);
+    // Small batches: a large one would sit beside the queue (peak memory).
+    Status s = spill->ReadFront(std::min<uint64_t>(o.max_queue_bytes / 4, 4 << 20), &items);
     if (!s.ok()) {
       last_error = s.message();  // a damaged spill: the activity log still covers it
       return;
