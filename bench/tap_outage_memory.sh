@@ -35,7 +35,7 @@ while True:
     if not b: break
     d += b
 v = json.loads(d.split(b"\r\n\r\n", 1)[1])["volumes"][0]
-print(v["queued_bytes"], v["spilled_bytes"], v["state"])
+print(v["queued_bytes"], v["spilled_bytes"], v["state"], v.get("dirty_bytes", 0))
 PY
 }
 
@@ -59,11 +59,13 @@ fio --name=w --ioengine=nbd --uri="nbd+unix:///?socket=$work/tap.sock" --rw=rand
   --iodepth=8 --size="${size_mib}M" --time_based --runtime="$seconds" --rate_iops="$rate" \
   --output-format=json --output="$work/fio.json" >/dev/null 2>&1 &
 fio_pid=$!
-peak=0 samples=0 maxq=0 maxs=0
+peak=0 samples=0 maxq=0 maxs=0 maxd=0 states=""
 while kill -0 "$fio_pid" 2>/dev/null; do
   r=$(rss); [ "$r" -gt "$peak" ] && peak=$r
-  read -r q s st < <(status)
+  read -r q s st d < <(status)
   [ "$q" -gt "$maxq" ] && maxq=$q
+  [ "$d" -gt "$maxd" ] && maxd=$d
+  case " $states " in *" $st "*) ;; *) states="$states $st" ;; esac
   [ "$s" -gt "$maxs" ] && maxs=$s
   samples=$((samples + 1))
   sleep 1
@@ -73,14 +75,16 @@ iops=$(python3 -c "import json; print(round(json.load(open('$work/fio.json'))['j
 kill -CONT "$target"
 t0=$(date +%s)
 for _ in $(seq 3000); do
-  read -r q s st < <(status)
-  [ "$q" = 0 ] && [ "$s" = 0 ] && break
+  read -r q s st d < <(status)
+  [ "$q" = 0 ] && [ "$s" = 0 ] && [ "$st" = protected ] && break
   sleep 0.2
 done
 drain=$(( $(date +%s) - t0 ))
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$tap/status")
 echo "Target stopped for ${seconds} s while fio wrote 4 KiB random writes at ${rate} IOPS (achieved ${iops}) through the tap (default caps: 256 MiB memory queue, 4 GiB spill)."
 echo
-echo "| tap RSS before | peak RSS (sampled) | VmHWM | max memory queue | max spill | drain after the outage |"
-echo "|---|---|---|---|---|---|"
-echo "| $((base / 1024)) MiB | $((peak / 1024)) MiB | $((hwm / 1024)) MiB | $((maxq >> 20)) MiB | $((maxs >> 20)) MiB | ${drain} s |"
+echo "States seen during the outage:${states}."
+echo
+echo "| tap RSS before | peak RSS (sampled) | VmHWM | max memory queue | max spill | max dirty (bitmap) | back to protected after the outage |"
+echo "|---|---|---|---|---|---|---|"
+echo "| $((base / 1024)) MiB | $((peak / 1024)) MiB | $((hwm / 1024)) MiB | $((maxq >> 20)) MiB | $((maxs >> 20)) MiB | $((maxd >> 20)) MiB | ${drain} s |"
