@@ -22,6 +22,7 @@ std::string_view ValueKindName(ValueKind kind) {
     case ValueKind::kFlush: return "flush";
     case ValueKind::kCheckpoint: return "checkpoint";
     case ValueKind::kUnordered: return "unordered";
+    case ValueKind::kGroup: return "group";
   }
   return "unknown";
 }
@@ -46,6 +47,12 @@ std::string UnorderedKey(uint32_t space, Seq after) {
   std::string k = "U";
   PutBE(&k, space, 4);
   PutBE(&k, after, 8);
+  return k;
+}
+
+std::string GroupKey(std::string_view name) {
+  std::string k = "G";
+  k.append(name);
   return k;
 }
 
@@ -244,6 +251,28 @@ Result<VolumeRecord> DecodeVolume(std::string_view stored) {
   TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kVolume));
   if (v.epochs.empty()) return Status::Corruption("volume record without an epoch");
   return v;
+}
+
+std::string EncodeGroup(const GroupRecord& g) {
+  std::string p;
+  PutLE(&p, g.space, 4);
+  PutLE(&p, g.volumes.size(), 4);
+  for (uint32_t id : g.volumes) PutLE(&p, id, 4);
+  return EncodeValue(ValueKind::kGroup, Codec::kNone, p);
+}
+
+Result<GroupRecord> DecodeGroup(std::string_view stored) {
+  BOOST_OUTCOME_TRY(p, Payload(stored, ValueKind::kGroup));
+  coding::Reader r(p);
+  GroupRecord g;
+  g.space = static_cast<uint32_t>(r.LE(4));
+  uint64_t n = r.LE(4);
+  if (!r.failed() && (n == 0 || n * 4 != r.left())) {
+    return Status::Corruption("group record: bad volume count");
+  }
+  for (uint64_t i = 0; i < n && !r.failed(); ++i) g.volumes.push_back(static_cast<uint32_t>(r.LE(4)));
+  TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kGroup));
+  return g;
 }
 
 std::string EncodeSeq(const SeqRecord& s) {

@@ -6,6 +6,7 @@
 #include <rocksdb/table.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -166,7 +167,8 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 }
 
 VolumeInfo VolumeState::Info() const {
-  return VolumeInfo{rec.id, rec.space, rec.name, epoch().size_bytes, epoch().block_bytes};
+  return VolumeInfo{rec.id,   rec.space, rec.name, epoch().size_bytes, epoch().block_bytes,
+                    group, import_seq};
 }
 
 Journal::Impl::~Impl() {
@@ -228,6 +230,23 @@ Status Journal::Impl::LoadState() {
     unordered[space].push_back({coding::GetBE(k.data() + 5, 8), u.value().upto, u.value().begin_ns});
   }
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "read unordered intervals"));
+  for (it->Seek("G"); it->Valid() && it->key().starts_with("G"); it->Next()) {
+    std::string name(it->key().ToStringView().substr(1));
+    auto g = DecodeGroup(it->value().ToStringView());
+    if (!g) return g.error().Annotate("journal " + dir + " group " + name);
+    for (size_t i = 0; i < g.value().volumes.size(); ++i) {
+      auto v = volumes.find(g.value().volumes[i]);
+      if (v == volumes.end() || v->second.rec.space != g.value().space) {
+        return Status::Corruption("journal " + dir + ": group " + name +
+                                  " names a volume that is not in its space");
+      }
+      v->second.group = name;
+      v->second.import_seq = i;
+      v->second.first_seq = g.value().volumes.size() - 1;
+    }
+    groups[name] = std::move(g.value());
+  }
+  TM_RETURN_IF_ERROR(FromRocks(it->status(), "read groups"));
   for (auto& [id, vol] : volumes) {
     std::unique_ptr<rocksdb::Iterator> r(db->NewIterator({}, cf[kRanges]));
     std::string prefix = IdPrefix(id);
@@ -358,21 +377,22 @@ Result<VolumeInfo> Journal::FindVolume(std::string_view name) const {
                           (names.empty() ? " (it has none)" : " (it has: " + names + ")"));
 }
 
-Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_bytes,
-                                         uint32_t block_bytes) {
-  TM_RETURN_IF_ERROR(impl_->Writable());
+namespace {
+
+Status CheckName(std::string_view what, std::string_view name) {
   if (name.empty() || name.size() > 255) {
-    return Status::InvalidArgument("volume name must be 1 to 255 bytes");
+    return Status::InvalidArgument(std::string(what) + " name must be 1 to 255 bytes");
   }
   for (char c : name) {
     if (static_cast<unsigned char>(c) < 0x20 || c == '/') {
-      return Status::InvalidArgument("volume name '" + std::string(name) +
+      return Status::InvalidArgument(std::string(what) + " name '" + std::string(name) +
                                      "' has a control character or '/'");
     }
   }
-  if (FindVolume(name)) {
-    return Status::InvalidArgument("volume '" + std::string(name) + "' already exists");
-  }
+  return Status::Ok();
+}
+
+Status CheckGeometry(uint64_t size_bytes, uint32_t block_bytes) {
   if (block_bytes < 512 || block_bytes > (1u << 20) || (block_bytes & (block_bytes - 1))) {
     return Status::InvalidArgument("block size " + std::to_string(block_bytes) +
                                    " is not a power of two from 512 to 1048576");
@@ -381,6 +401,19 @@ Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_by
     return Status::InvalidArgument("volume size " + std::to_string(size_bytes) +
                                    " is not a positive multiple of 512");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_bytes,
+                                         uint32_t block_bytes) {
+  TM_RETURN_IF_ERROR(impl_->Writable());
+  TM_RETURN_IF_ERROR(CheckName("volume", name));
+  if (FindVolume(name)) {
+    return Status::InvalidArgument("volume '" + std::string(name) + "' already exists");
+  }
+  TM_RETURN_IF_ERROR(CheckGeometry(size_bytes, block_bytes));
   uint32_t id = impl_->volumes.empty() ? 1 : impl_->volumes.rbegin()->first + 1;
   VolumeRecord rec{id, id, std::string(name), {Epoch{0, 0, size_bytes, block_bytes}}};
   rocksdb::WriteOptions wo;
@@ -394,6 +427,96 @@ Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_by
   impl_->volumes[id] = st;
   impl_->spaces[id];
   return st.Info();
+}
+
+Result<GroupInfo> Journal::CreateGroup(std::string_view name,
+                                       const std::vector<VolumeSpec>& specs) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  TM_RETURN_IF_ERROR(CheckName("group", name));
+  if (in.groups.count(std::string(name))) {
+    return Status::InvalidArgument("group '" + std::string(name) + "' already exists");
+  }
+  if (specs.empty() || specs.size() > 65535) {
+    return Status::InvalidArgument("group '" + std::string(name) + "' needs 1 to 65535 volumes");
+  }
+  std::set<std::string> names;
+  for (const VolumeSpec& v : specs) {
+    TM_RETURN_IF_ERROR(CheckName("volume", v.name));
+    if (FindVolume(v.name) || !names.insert(v.name).second) {
+      return Status::InvalidArgument("volume '" + v.name + "' already exists");
+    }
+    TM_RETURN_IF_ERROR(CheckGeometry(v.size_bytes, v.block_bytes).Annotate("volume " + v.name));
+  }
+  TM_RETURN_IF_ERROR(in.Commit());
+  const uint32_t space = in.volumes.empty() ? 1 : in.volumes.rbegin()->first + 1;
+  GroupRecord group{space, {}};
+  rocksdb::WriteBatch wb;
+  std::vector<VolumeState> states;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const uint32_t id = space + static_cast<uint32_t>(i);
+    VolumeState st;
+    st.rec = {id, space, specs[i].name, {Epoch{0, 0, specs[i].size_bytes, specs[i].block_bytes}}};
+    st.group = std::string(name);
+    st.import_seq = i;
+    st.first_seq = specs.size() - 1;
+    TM_RETURN_IF_ERROR(FromRocks(wb.Put(in.cf[kDefault], VolumeKey(id), EncodeVolume(st.rec)),
+                                 "batch put"));
+    group.volumes.push_back(id);
+    states.push_back(std::move(st));
+  }
+  TM_RETURN_IF_ERROR(
+      FromRocks(wb.Put(in.cf[kDefault], GroupKey(name), EncodeGroup(group)), "batch put"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TM_RETURN_IF_ERROR(FromRocks(in.db->Write(wo, &wb), "create group " + std::string(name)));
+  for (VolumeState& st : states) in.volumes[st.rec.id] = std::move(st);
+  in.spaces[space];
+  in.groups[std::string(name)] = group;
+  return in.GroupOf(std::string(name), group);
+}
+
+GroupInfo Journal::Impl::GroupOf(const std::string& name, const GroupRecord& rec) const {
+  GroupInfo g{name, rec.space, {}};
+  for (uint32_t id : rec.volumes) {
+    auto it = volumes.find(id);
+    if (it != volumes.end()) g.volumes.push_back(it->second.Info());
+  }
+  return g;
+}
+
+std::vector<GroupInfo> Journal::Groups() const {
+  std::vector<GroupInfo> out;
+  for (const auto& [name, rec] : impl_->groups) out.push_back(impl_->GroupOf(name, rec));
+  return out;
+}
+
+Result<GroupInfo> Journal::FindGroup(std::string_view name) const {
+  auto it = impl_->groups.find(std::string(name));
+  if (it != impl_->groups.end()) return impl_->GroupOf(it->first, it->second);
+  std::string names;
+  for (const auto& [n, rec] : impl_->groups) names += (names.empty() ? "" : ", ") + n;
+  return Status::NotFound("no group '" + std::string(name) + "' in journal " + impl_->dir +
+                          (names.empty() ? " (it has none)" : " (it has: " + names + ")"));
+}
+
+bool Journal::Impl::AwaitsImage(const VolumeState& vol) const {
+  auto it = spaces.find(vol.rec.space);
+  Seq last = it == spaces.end() ? kNoSeq : it->second.last_seq;
+  return last == kNoSeq || last < vol.import_seq;
+}
+
+Status Journal::Impl::ImageIsNext(const VolumeState& vol) const {
+  auto it = spaces.find(vol.rec.space);
+  Seq last = it == spaces.end() ? kNoSeq : it->second.last_seq;
+  Seq next = last == kNoSeq ? 0 : last + 1;
+  if (next == vol.import_seq) return Status::Ok();
+  if (next > vol.import_seq) {
+    return Status::InvalidArgument("volume " + vol.rec.name + " already has its seq 0 image");
+  }
+  return Status::InvalidArgument("volume " + vol.rec.name + " is member " +
+                                 std::to_string(vol.import_seq + 1) + " of group " + vol.group +
+                                 ": the images of the members ahead of it come first");
 }
 
 Status Journal::SetBackingCheckpoint(uint32_t volume, Seq seq) {
@@ -423,6 +546,8 @@ Status Journal::CatchUp() {
   // Volumes and ranges may have changed: reload them.
   impl_->volumes.clear();
   impl_->spaces.clear();
+  impl_->groups.clear();
+  impl_->unordered.clear();
   return impl_->LoadState();
 }
 
@@ -450,6 +575,17 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
       std::to_string(m.read_floor) + " write_floor=" + std::to_string(m.write_floor) +
       " uuid=" + UuidString(m.uuid) + " codec=" + std::string(CodecName(m.codec)) +
       " checksum=crc32c created=" + FormatTime(m.created_ns));
+  for (const auto& [name, g] : impl_->groups) {
+    if (volume != kNoVolume &&
+        std::find(g.volumes.begin(), g.volumes.end(), volume) == g.volumes.end()) {
+      continue;
+    }
+    std::string line = "group name=" + name + " space=" + std::to_string(g.space) + " volumes=";
+    for (size_t i = 0; i < g.volumes.size(); ++i) {
+      line += (i ? "," : "") + std::to_string(g.volumes[i]);
+    }
+    out(line);
+  }
   for (const auto& [id, v] : impl_->volumes) {
     if (volume != kNoVolume && id != volume) continue;
     std::string line = "volume id=" + std::to_string(id) + " space=" +

@@ -67,6 +67,9 @@ struct RangeEntry {
 
 struct VolumeState {
   VolumeRecord rec;
+  std::string group;    // its group's name; empty for a group of one
+  Seq import_seq = 0;   // its index in the group: the seq of its image
+  Seq first_seq = 0;    // the group's first point (its last member's image)
   std::vector<RangeEntry> ranges;  // committed, ordered by seq
   VolumeInfo Info() const;
   const Epoch& epoch() const { return rec.epochs.back(); }
@@ -91,6 +94,7 @@ class Journal::Impl {
   std::vector<rocksdb::ColumnFamilyHandle*> cf;  // indexed by Cf
   std::map<uint32_t, VolumeState> volumes;
   std::map<uint32_t, SpaceState> spaces;
+  std::map<std::string, GroupRecord> groups;  // by name
 
   // The pending group-commit batch and what Apply() needs to see of it.
   rocksdb::WriteBatch batch;
@@ -115,6 +119,12 @@ class Journal::Impl {
   // The newest content of a block, pending writes included.
   Status CurrentBlock(const VolumeState& vol, uint64_t block, std::string* out);
   bool SeqExists(uint32_t space, Seq seq) const;
+  // The volume's seq 0 image is not recorded yet.
+  bool AwaitsImage(const VolumeState& vol) const;
+  // kInvalidArgument unless the volume's image is the next seq of its space
+  // (the members ahead of it in its group have theirs).
+  Status ImageIsNext(const VolumeState& vol) const;
+  GroupInfo GroupOf(const std::string& name, const GroupRecord& rec) const;
   // Removes what an interrupted import left (journal_import.cc).
   Status AbandonImport(const std::string& marker_key);
   std::map<uint32_t, uint64_t> staged_end;  // volume -> end of its furthest staged chunk

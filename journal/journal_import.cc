@@ -65,9 +65,13 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
   BOOST_OUTCOME_TRY(vol, in.Volume(volume));
   TM_RETURN_IF_ERROR(in.Commit());
   SpaceState& sp = in.spaces[vol->rec.space];
-  const bool first = sp.last_seq == kNoSeq;
-  if (seq == kNoSeq) seq = first ? 0 : sp.last_seq + 1;
-  if (!first && seq <= sp.last_seq) {
+  const bool first = in.AwaitsImage(*vol);
+  if (first) {
+    TM_RETURN_IF_ERROR(in.ImageIsNext(*vol));
+    if (seq == kNoSeq) seq = vol->import_seq;
+  }
+  if (seq == kNoSeq) seq = sp.last_seq + 1;
+  if (sp.last_seq != kNoSeq && seq <= sp.last_seq) {
     return Status::InvalidArgument("import seq " + std::to_string(seq) +
                                    " is not after the last seq " + std::to_string(sp.last_seq));
   }
@@ -153,11 +157,12 @@ namespace tidemark::journal {
 
 namespace {
 
-// A staged import's marker value: be64 seq (0), be64 end of the furthest
-// chunk. The 8-byte form is a local import, abandoned when reopened.
-std::string StagedMarker(uint64_t end_bytes) {
+// A staged import's marker value: be64 seq (the volume's import_seq), be64
+// end of the furthest chunk. The 8-byte form is a local import, abandoned
+// when reopened.
+std::string StagedMarker(Seq seq, uint64_t end_bytes) {
   std::string v;
-  coding::PutBE(&v, 0, 8);
+  coding::PutBE(&v, seq, 8);
   coding::PutBE(&v, end_bytes, 8);
   return v;
 }
@@ -183,7 +188,7 @@ Status Journal::StageImport(uint32_t volume, uint64_t offset_bytes, std::string_
   TM_RETURN_IF_ERROR(in.Writable());
   BOOST_OUTCOME_TRY(vol, in.Volume(volume));
   const std::string& name = vol->rec.name;
-  if (in.spaces[vol->rec.space].last_seq != kNoSeq) {
+  if (!in.AwaitsImage(*vol)) {
     return Status::InvalidArgument("volume " + name + " already has seqs: nothing to import");
   }
   const uint64_t size = vol->epoch().size_bytes;
@@ -206,11 +211,11 @@ Status Journal::StageImport(uint32_t volume, uint64_t offset_bytes, std::string_
       padded.resize(bs, '\0');
       block = padded;
     }
-    TM_RETURN_IF_ERROR(in.PutBlock(*vol, (offset_bytes + pos) / bs, 0, block));
+    TM_RETURN_IF_ERROR(in.PutBlock(*vol, (offset_bytes + pos) / bs, vol->import_seq, block));
   }
   uint64_t new_end = std::max(prev_end, end);
   TM_RETURN_IF_ERROR(FromRocks(
-      in.batch.Put(in.cf[kDefault], MarkerKey(volume), StagedMarker(new_end)), "batch put"));
+      in.batch.Put(in.cf[kDefault], MarkerKey(volume), StagedMarker(vol->import_seq, new_end)), "batch put"));
   in.staged_end[volume] = new_end;
   // The chunk's blocks stay invisible (no seq record): write them now.
   return in.Commit();
@@ -221,9 +226,11 @@ Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
   TM_RETURN_IF_ERROR(in.Writable());
   BOOST_OUTCOME_TRY(vol, in.Volume(volume));
   SpaceState& sp = in.spaces[vol->rec.space];
-  if (sp.last_seq != kNoSeq) {
+  if (!in.AwaitsImage(*vol)) {
     return Status::InvalidArgument("volume " + vol->rec.name + " already has seqs");
   }
+  TM_RETURN_IF_ERROR(in.ImageIsNext(*vol));
+  const Seq seq = vol->import_seq;
   TM_RETURN_IF_ERROR(in.Commit());
   const uint32_t bs = vol->epoch().block_bytes;
   const uint64_t size = vol->epoch().size_bytes;
@@ -235,7 +242,7 @@ Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
   std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator(ro, in.cf[kBlocks]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     BOOST_OUTCOME_TRY(key, DecodeBlockKey(it->key().ToStringView()));
-    if (key.seq != 0) continue;
+    if (key.seq != seq) continue;
     uint64_t off = key.block * bs;
     uint64_t len = std::min<uint64_t>(bs, size - off);
     if (!changed.empty() && changed.back().end_bytes() == off) {
@@ -245,21 +252,22 @@ Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
     }
   }
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "scan staged blocks"));
+  if (time_ns < sp.last_time_ns) time_ns = sp.last_time_ns;  // time never goes backwards
   rocksdb::WriteBatch wb;
   SeqRecord rec{time_ns, volume, OpKind::kImport, 0, changed};
   TM_RETURN_IF_ERROR(
-      FromRocks(wb.Put(in.cf[kSeqs], SeqKey(vol->rec.space, 0), EncodeSeq(rec)), "batch put"));
+      FromRocks(wb.Put(in.cf[kSeqs], SeqKey(vol->rec.space, seq), EncodeSeq(rec)), "batch put"));
   TM_RETURN_IF_ERROR(
-      FromRocks(wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, 0), EncodeTime()),
+      FromRocks(wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()),
                 "batch put"));
   TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
   rocksdb::WriteOptions sync_wo;
   sync_wo.sync = true;
   TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
   in.staged_end.erase(volume);
-  sp.last_seq = sp.committed_seq = 0;
+  sp.last_seq = sp.committed_seq = seq;
   sp.last_time_ns = std::max(sp.last_time_ns, time_ns);
-  return Seq{0};
+  return seq;
 }
 
 }  // namespace tidemark::journal

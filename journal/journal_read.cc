@@ -53,7 +53,9 @@ Result<Point> Journal::Impl::Edge(const VolumeState& vol, bool first) const {
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[kSeqs]));
-  it->Seek(IdPrefix(vol.rec.space));
+  // A group's first point is its last member's image: nothing before it
+  // holds every volume.
+  it->Seek(SeqKey(vol.rec.space, vol.first_seq));
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "read seq records"));
   if (!it->Valid()) return Status::NotFound("volume " + vol.rec.name + " has no points yet");
   BOOST_OUTCOME_TRY(key, DecodeSeqKey(it->key().ToStringView()));

@@ -270,7 +270,7 @@ Result<Bookmark> Journal::AddBookmark(uint32_t volume, std::string_view name, Ti
                                    vol->rec.name);
   }
   Seq seq = in.spaces[vol->rec.space].committed_seq;
-  if (seq == kNoSeq) {
+  if (seq == kNoSeq || seq < vol->first_seq) {
     return Status::NotFound("volume " + vol->rec.name + " has no point to bookmark yet");
   }
   BOOST_OUTCOME_TRY(point, in.PointAt(*vol, seq));

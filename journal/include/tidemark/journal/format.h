@@ -54,6 +54,7 @@ enum class ValueKind : uint8_t {
   kFlush = 9,
   kCheckpoint = 10,  // the newest seq known to be on the tap's backing
   kUnordered = 11,   // an interval of seqs written out of order (a resync)
+  kGroup = 12,       // a consistency group: its name, seq space and volumes
 };
 inline constexpr uint8_t kKindSkippable = 0x80;
 std::string_view ValueKindName(ValueKind kind);
@@ -65,6 +66,7 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 //            'V' be32 volume          -> VolumeRecord
 //            'B' be32 volume          -> backing checkpoint (a seq)
 //            'U' be32 space be64 after -> UnorderedRecord
+//            'G' name                  -> GroupRecord
 // blocks:    be32 volume be64 block be64 ~seq -> block bytes or zero block
 // seqs:      be32 space  be64 seq     -> SeqRecord
 // times:     be32 space  be64 time_ns be64 seq -> (empty)
@@ -75,6 +77,7 @@ std::string MetaKey();
 std::string VolumeKey(uint32_t volume);
 std::string CheckpointKey(uint32_t volume);
 std::string UnorderedKey(uint32_t space, Seq after);
+std::string GroupKey(std::string_view name);
 std::string BlockKey(uint32_t volume, uint64_t block, Seq seq);
 std::string SeqKey(uint32_t space, Seq seq);
 std::string TimeKey(uint32_t space, TimeNs time_ns, Seq seq);
@@ -202,6 +205,17 @@ struct UnorderedRecord {
 };
 std::string EncodeUnordered(const UnorderedRecord& rec);
 Result<UnorderedRecord> DecodeUnordered(std::string_view stored);
+
+// A consistency group (DESIGN.md decision 3): volumes sharing the seq space
+// `space` (the first volume's id). The i-th volume's seq 0 image is seq i of
+// the space; the group's first point is seq volumes.size()-1.
+struct GroupRecord {
+  uint32_t space = 0;
+  std::vector<uint32_t> volumes;  // volume ids, in member order
+  friend bool operator==(const GroupRecord&, const GroupRecord&) = default;
+};
+std::string EncodeGroup(const GroupRecord& rec);
+Result<GroupRecord> DecodeGroup(std::string_view stored);
 
 std::string EncodeTime();  // the (empty) value of a time index key
 Status CheckTime(std::string_view stored);

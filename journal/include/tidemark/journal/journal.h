@@ -53,7 +53,24 @@ struct VolumeInfo {
   std::string name;
   uint64_t size_bytes = 0;
   uint32_t block_bytes = kDefaultBlockBytes;
+  std::string group;    // its consistency group; empty: a group of one
+  Seq import_seq = 0;   // the seq of its seq 0 image: its index in the group
   uint64_t blocks() const { return (size_bytes + block_bytes - 1) / block_bytes; }
+};
+
+// A volume to create in a group.
+struct VolumeSpec {
+  std::string name;
+  uint64_t size_bytes = 0;
+  uint32_t block_bytes = kDefaultBlockBytes;
+};
+
+// A consistency group (DESIGN.md decision 3): volumes sharing one seq
+// space, so that one seq is a point of all of them.
+struct GroupInfo {
+  std::string name;
+  uint32_t space = 0;
+  std::vector<VolumeInfo> volumes;  // in member order
 };
 
 using WriteOp = ::tidemark::WriteOp;  // see types.h
@@ -107,6 +124,17 @@ class Journal {
   // positive multiple of 512).
   Result<VolumeInfo> CreateVolume(std::string_view name, uint64_t size_bytes,
                                   uint32_t block_bytes);
+  // New volumes sharing one new seq space, as the group `name` (group names
+  // are a namespace of their own). Their seq 0 images go in member order:
+  // the i-th volume's is seq i of the space (Import() or the staged import
+  // of the i-th volume once the ones before it are finished), and the
+  // group's first point, of every volume, is the last of them. A write,
+  // bookmark or flush given any member's id is the group's. kInvalidArgument
+  // for a taken group or volume name, no volumes, or a bad geometry.
+  Result<GroupInfo> CreateGroup(std::string_view name, const std::vector<VolumeSpec>& volumes);
+  std::vector<GroupInfo> Groups() const;
+  // kNotFound naming the groups that exist.
+  Result<GroupInfo> FindGroup(std::string_view name) const;
 
   // ---- writer ----
   // Appends one write. The seq must be above LastSeq(); a seq at or below it
@@ -129,10 +157,12 @@ class Journal {
   // name is taken or empty, kNotFound when the volume has no seq yet.
   Result<Bookmark> AddBookmark(uint32_t volume, std::string_view name, TimeNs now_ns);
   // Records the image read by `read` (pread-like: fills len bytes at offset)
-  // as one new seq, `seq` (kNoSeq: 0 for a volume without seqs, else
-  // LastSeq()+1). The first import skips zero blocks; a later one records
-  // only the blocks that differ from the latest point. Returns the seq, or
-  // kNoSeq when a later import found nothing changed.
+  // as one new seq, `seq` (kNoSeq: 0 for a volume without seqs, its
+  // import_seq for a group member without its image, else LastSeq()+1). The
+  // first import skips zero blocks; a later one records only the blocks
+  // that differ from the latest point. Returns the seq, or kNoSeq when a
+  // later import found nothing changed. A group member's first import
+  // before the members ahead of it is kInvalidArgument.
   using ReadFn = std::function<Status(uint64_t offset_bytes, char* buf, size_t len)>;
   Result<Seq> Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
                      Seq seq = kNoSeq);
@@ -146,7 +176,8 @@ class Journal {
   // StagedImportEnd() is where to resume: the end of the furthest chunk
   // staged (0 when none); FinishStagedImport() makes seq 0 a point (synced)
   // from every block staged. kInvalidArgument when the volume already has
-  // seqs.
+  // seqs. A group member's image is staged at its import_seq instead of 0,
+  // and finished only after the members ahead of it.
   Status StageImport(uint32_t volume, uint64_t offset_bytes, std::string_view data);
   Result<uint64_t> StagedImportEnd(uint32_t volume) const;
   Result<Seq> FinishStagedImport(uint32_t volume, TimeNs time_ns);
