@@ -399,6 +399,14 @@ TEST(RecordsTest, RoundTrip) {
   UnorderedRecord u{77, 1795428899};
   EXPECT_EQ(DecodeUnordered(EncodeUnordered(u)).value(), u);
   EXPECT_FALSE(DecodeUnordered(EncodeCheckpoint(42)));
+  GroupRecord g{5, {5, 6, 9}};
+  EXPECT_EQ(DecodeGroup(EncodeGroup(g)).value(), g);
+  EXPECT_EQ(GroupKey("vm1"), "Gvm1");
+  std::string stored = EncodeGroup(g);
+  EXPECT_CODE(DecodeGroup(stored.substr(0, stored.size() - 1)), Code::kCorruption);
+  EXPECT_CODE(DecodeGroup(EncodeGroup({5, {}})), Code::kCorruption);
+  stored[stored.size() - 1] ^= 1;
+  EXPECT_CODE(DecodeGroup(stored), Code::kCorruption);
   EXPECT_FALSE(DecodeCheckpoint(EncodeFlush(f)));
 
   for (Codec c : {Codec::kNone, Codec::kZstd, Codec::kIgzip}) {
@@ -522,7 +530,7 @@ TEST(DamageTest, WrongKindForDecoder) {
 
 TEST(DamageTest, UnknownKind) {
   for (int raw = 0; raw < 256; ++raw) {
-    bool known = raw >= 1 && raw <= 11;  // kMeta .. kUnordered
+    bool known = raw >= 1 && raw <= 12;  // kMeta .. kGroup
     if (known) continue;
     std::string v = EncodeValue(static_cast<ValueKind>(raw), Codec::kNone, "payload");
     auto d = DecodeValue(v);
