@@ -12,18 +12,33 @@ namespace tidemark::capture {
 
 using namespace ship_detail;  // NOLINT: this module's constants
 
-Result<std::unique_ptr<Shipper>> Shipper::Start(ShipOptions options, const Backing* backing) {
+Result<std::unique_ptr<Shipper>> Shipper::Start(ShipOptions options,
+                                                std::vector<const Backing*> backings) {
   auto impl = std::make_unique<Impl>();
+  if (options.volumes.empty() || options.volumes.size() != backings.size() ||
+      options.volumes.size() > 65535) {
+    return Status::InvalidArgument("a tap ships 1 to 65535 volumes, each with its backing");
+  }
   std::error_code fec;
   std::filesystem::create_directories(options.state_dir, fec);
   if (fec) return Status::IOError("cannot create " + options.state_dir + ": " + fec.message());
-  BOOST_OUTCOME_TRY(al, ActivityLog::Open(options.state_dir + "/activity.log", options.size_bytes));
-  impl->al = std::move(al);
+  for (size_t i = 0; i < backings.size(); ++i) {
+    // Member 0 keeps a single volume's file names (docs/format-tap-state.md).
+    const std::string suffix = i == 0 ? "" : "." + std::to_string(i);
+    const ShipOptions::Volume& v = options.volumes[i];
+    Impl::Member m;
+    m.backing = backings[i];
+    BOOST_OUTCOME_TRY(al, ActivityLog::Open(options.state_dir + "/activity" + suffix + ".log",
+                                            v.size_bytes));
+    m.al = std::move(al);
+    BOOST_OUTCOME_TRY(dirty, DirtyBitmap::Open(options.state_dir + "/dirty" + suffix + ".bitmap",
+                                               v.size_bytes, v.block_bytes));
+    m.dirty = std::move(dirty);
+    impl->members.push_back(std::move(m));
+  }
+  impl->label = options.group.empty() ? options.volumes[0].name : "group " + options.group;
   BOOST_OUTCOME_TRY(spill, Spill::Open(options.state_dir + "/spill", options.max_spill_bytes));
   impl->spill = std::move(spill);
-  BOOST_OUTCOME_TRY(dirty, DirtyBitmap::Open(options.state_dir + "/dirty.bitmap",
-                                             options.size_bytes, options.block_bytes));
-  impl->dirty = std::move(dirty);
   impl->tls = std::make_unique<ssl::context>(ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(impl->tls->native_handle(), TLS1_3_VERSION);
   boost::system::error_code ec;
@@ -33,7 +48,6 @@ Result<std::unique_ptr<Shipper>> Shipper::Start(ShipOptions options, const Backi
                                    ec.message());
   }
   impl->o = std::move(options);
-  impl->backing = backing;
   impl->io = std::make_unique<asio::io_context>(1);
   impl->send_signal = std::make_unique<asio::steady_timer>(*impl->io);
   Impl* in = impl.get();
@@ -60,21 +74,22 @@ Result<Shipper::Ready> Shipper::WaitReady(std::chrono::seconds timeout,
   return in.ready_point;
 }
 
-Status Shipper::Record(const TapWrite& w) {
+Status Shipper::Record(uint32_t member, const TapWrite& w) {
   Impl& in = *impl_;
   std::unique_lock lock(in.mu);
   if (in.stopping) return Status::Aborted("the tap is stopping");
+  if (member >= in.members.size()) return Status::InvalidArgument("no volume " + std::to_string(member));
   Item it;
   in.recorded = w.seq;
   in.newest_write_ns = w.time_ns;
   if (in.bitmap_mode) {
-    in.dirty->Mark(w.offset_bytes, w.length_bytes);
+    in.members[member].dirty->Mark(w.offset_bytes, w.length_bytes);
     return Status::Ok();
   }
-  it.entry = wire::ToWriteEntry(0, w);
+  it.entry = wire::ToWriteEntry(static_cast<uint16_t>(member), w);
   it.entry.data = {};
   it.data.assign(w.data);
-  in.al->Begin(w.offset_bytes, w.length_bytes);
+  in.members[member].al->Begin(w.offset_bytes, w.length_bytes);
   return in.Enqueue(std::move(it));
 }
 
@@ -92,8 +107,10 @@ Status Shipper::Commit() {
   Status s;
   {
     std::lock_guard lock(in.mu);
-    s = in.al->Persist();  // before the batch reaches the backing
-    if (s.ok() && in.bitmap_mode) s = in.dirty->Persist();
+    for (auto& m : in.members) {  // before the batch reaches the backings
+      if (s.ok()) s = m.al->Persist();
+    }
+    if (s.ok() && in.bitmap_mode) s = in.PersistDirty();
   }
   in.Signal();
   return s;
@@ -115,18 +132,20 @@ Status Shipper::Sync() {
 
 Status Shipper::Checkpoint(Seq) { return Status::Ok(); }
 
-Status Shipper::RecordRefresh(Seq seq, TimeNs time_ns, uint64_t offset_bytes,
+Status Shipper::RecordRefresh(uint32_t member, Seq seq, TimeNs time_ns, uint64_t offset_bytes,
                               uint32_t length_bytes) {
   Impl& in = *impl_;
   std::unique_lock lock(in.mu);
+  if (member >= in.members.size()) return Status::InvalidArgument("no volume " + std::to_string(member));
   in.recorded = seq;
   if (in.bitmap_mode) {  // bitmap mode again before it was read: dirty again
-    in.dirty->Mark(offset_bytes, length_bytes);
+    in.members[member].dirty->Mark(offset_bytes, length_bytes);
     return Status::Ok();
   }
   Item it;
   it.refresh = true;
-  it.entry = {seq, time_ns, 0, wire::EntryOp::kWrite, 0, offset_bytes, length_bytes, {}};
+  it.entry = {seq,          time_ns,     static_cast<uint16_t>(member), wire::EntryOp::kWrite, 0,
+              offset_bytes, length_bytes, {}};
   return in.Enqueue(std::move(it));
 }
 
@@ -179,7 +198,7 @@ ShipStatus Shipper::status() const {
     s.state = "backlog";
   }
   s.spilled_bytes = in.spill->bytes();
-  s.dirty_bytes = in.dirty->dirty_bytes();
+  s.dirty_bytes = in.DirtyBytes();
   s.connected = in.connected;
   s.recorded_seq = in.recorded;
   s.acked_seq = in.acked;
@@ -207,7 +226,7 @@ Status Shipper::Shutdown(std::chrono::seconds timeout) {
     in.cv.wait_for(lock, timeout, [&] { return in.queue.empty() && in.spill->empty(); });
     left = in.queue.size() + in.spill->records();
     // Everything acknowledged: no extent needs a resend at the next start.
-    if (left == 0 && in.ready) in.al->ClearAll().IgnoreError();
+    if (left == 0 && in.ready) in.ClearActivity().IgnoreError();
     in.stopping = true;
     in.cv.notify_all();
   }

@@ -62,21 +62,26 @@ asio::awaitable<Result<wire::Frame>> Shipper::Impl::ReadFrame(Stream& s, wire::F
 }
 
 // The initial sync: the volume's non-zero 1 MiB chunks as IMPORT frames,
-// from where the target's durable progress ends, then IMPORT_DONE.
-asio::awaitable<Status> Shipper::Impl::Import(Stream& s, wire::FrameReader& r, uint64_t from) {
+// from where the target's durable progress ends, then IMPORT_DONE; the
+// target acknowledges the volume's image as seq `volume` (its index in the
+// group: docs/protocol.md).
+asio::awaitable<Status> Shipper::Impl::Import(Stream& s, wire::FrameReader& r, uint16_t volume,
+                                              uint64_t from, uint64_t done_before,
+                                              uint64_t total) {
   {
     std::lock_guard lock(mu);
     state = "initial-sync";
   }
   std::string chunk;
-  const uint64_t size = o.size_bytes;
-  for (uint64_t off = from - from % o.block_bytes; off < size; off += kImportChunkBytes) {
+  const ShipOptions::Volume& v = o.volumes[volume];
+  const uint64_t size = v.size_bytes;
+  for (uint64_t off = from - from % v.block_bytes; off < size; off += kImportChunkBytes) {
     size_t len = static_cast<size_t>(std::min<uint64_t>(kImportChunkBytes, size - off));
     chunk.resize(len);
-    Status rs = backing->Read(off, chunk.data(), len);
+    Status rs = members[volume].backing->Read(off, chunk.data(), len);
     if (!rs.ok()) co_return rs;
     if (std::any_of(chunk.begin(), chunk.end(), [](char c) { return c != 0; })) {
-      std::string payload = wire::EncodeImport({0, off, chunk});
+      std::string payload = wire::EncodeImport({volume, off, chunk});
       Status ws = co_await WriteFrame(s, wire::FrameType::kImport, payload);
       if (!ws.ok()) co_return ws;
     }
@@ -84,9 +89,9 @@ asio::awaitable<Status> Shipper::Impl::Import(Stream& s, wire::FrameReader& r, u
       std::lock_guard lock(mu);
       import_bytes += len;
     }
-    if (progress) progress(off + len, size);
+    if (progress) progress(done_before + off + len, total);
   }
-  std::string done = wire::EncodeImportDone({0, NowNs()});
+  std::string done = wire::EncodeImportDone({volume, NowNs()});
   Status ds = co_await WriteFrame(s, wire::FrameType::kImportDone, done);
   if (!ds.ok()) co_return ds;
   for (;;) {
@@ -95,7 +100,7 @@ asio::awaitable<Status> Shipper::Impl::Import(Stream& s, wire::FrameReader& r, u
     if (f.value().type != wire::FrameType::kAck) continue;
     auto seq = wire::DecodeAck(f.value().payload);
     if (!seq) co_return seq.error();
-    if (seq.value() == 0) co_return Status::Ok();
+    if (seq.value() == volume) co_return Status::Ok();
   }
 }
 
@@ -137,7 +142,7 @@ asio::awaitable<Status> Shipper::Impl::Receive(Stream& s, wire::FrameReader& r) 
           queue.pop_front();
           if (sent > 0) --sent;
           if (!u.value().begin && !bitmap_mode && !resyncing) {
-            Status ps = dirty->Persist();  // the resent blocks are durable: clear them on disk
+            Status ps = PersistDirty();  // the resent blocks are durable: clear them on disk
             if (!ps.ok()) last_error = ps.message();
             if (state == "resync") state = "protected";
           }
@@ -222,7 +227,10 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
   hello.tenant = o.tenant;
   hello.token = o.token;
   hello.tap_id = o.tap_id;
-  hello.volumes = {{o.volume_name, o.size_bytes, o.block_bytes}};
+  hello.group = o.group;
+  for (const ShipOptions::Volume& v : o.volumes) {
+    hello.volumes.push_back({v.name, v.size_bytes, v.block_bytes});
+  }
   std::string hello_payload = wire::EncodeHello(hello);
   Status hs = co_await WriteFrame(s, wire::FrameType::kHello, hello_payload);
   if (!hs.ok()) co_return hs;
@@ -236,17 +244,27 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
   auto welcome = wire::DecodeWelcome(wf.value().payload);
   if (!welcome) co_return welcome.error();
   Seq durable = welcome.value().durable_seq;
-  if (welcome.value().volumes.size() != 1) co_return Status::Corruption("WELCOME without the volume");
-  const wire::VolumeState& vs = welcome.value().volumes[0];
-  if (vs.state != wire::kStateReady) {
+  if (welcome.value().volumes.size() != o.volumes.size()) {
+    co_return Status::Corruption("WELCOME does not list the volumes HELLO named");
+  }
+  uint64_t total = 0, done_before = 0;
+  for (size_t v = 0; v < o.volumes.size(); ++v) {
+    if (welcome.value().volumes[v].state != wire::kStateReady) total += o.volumes[v].size_bytes;
+  }
+  // Images in member order (the target takes them as seqs 0, 1, ...).
+  for (size_t v = 0; v < o.volumes.size(); ++v) {
+    const wire::VolumeState& vs = welcome.value().volumes[v];
+    if (vs.state == wire::kStateReady) continue;
     // TODO(#4): the target says nothing until IMPORT_DONE, so a blackhole
     // during the initial sync is not noticed yet (PINGs between chunks).
     watch->armed = false;
-    Status is = co_await Import(s, reader, vs.import_next_offset);
+    Status is = co_await Import(s, reader, static_cast<uint16_t>(v), vs.import_next_offset,
+                                done_before, total);
     if (!is.ok()) co_return is;
+    done_before += o.volumes[v].size_bytes;
     last_heard = std::chrono::steady_clock::now();
     watch->armed = true;
-    durable = 0;
+    durable = v;
   }
   bool first;
   {
@@ -257,9 +275,11 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     // Continue after the target's newest durable seq; resend what the
     // activity log says a crash may have left unacknowledged.
     TimeNs now = NowNs();
-    if (!al->recovered().empty() || !dirty->empty()) {
-      spdlog::info("resending {} extents the activity log kept and {} dirty blocks from before",
-                   al->recovered().size(), dirty->dirty_bytes() / o.block_bytes);
+    size_t recovered = 0;
+    for (const Member& m : members) recovered += m.al->recovered().size();
+    if (recovered > 0 || AnyDirty()) {
+      spdlog::info("resending {} extents the activity log kept and {} KiB of dirty blocks",
+                   recovered, DirtyBytes() >> 10);
       Status rs = QueueResync(durable, now);
       if (!rs.ok()) co_return rs;
     }
@@ -289,7 +309,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     std::string payload;
     size_t items = 0;
     bool refresh_wait = false;
-    std::vector<Extent> resync_runs;
+    std::vector<DirtyRun> resync_runs;
     uint64_t epoch = 0;
     wire::FrameType type = wire::FrameType::kWrites;
     wire::Bookmark bm;
@@ -333,8 +353,9 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     }
     if (!resync_runs.empty()) {
       // Refresh seqs come from the tap, in order with its writes.
-      for (const Extent& e : resync_runs) {
-        tap->SubmitRefresh(e.offset_bytes, static_cast<uint32_t>(e.length_bytes));
+      for (const DirtyRun& r : resync_runs) {
+        tap->SubmitRefresh(r.volume, r.extent.offset_bytes,
+                           static_cast<uint32_t>(r.extent.length_bytes));
       }
       std::lock_guard lock(mu);
       resync_submitted = true;

@@ -86,10 +86,23 @@ class Shipper::Impl {
   using Stream = ssl::stream<tcp::socket>;
 
   ShipOptions o;
-  const Backing* backing = nullptr;
-  std::unique_ptr<ActivityLog> al;
+  std::string label;  // the volume's or the group's name, for logs
+  // One per volume: its backing, activity log and dirty bitmap (guarded by
+  // mu). A queued item's entry.volume indexes it.
+  struct Member {
+    const Backing* backing = nullptr;
+    std::unique_ptr<ActivityLog> al;
+    std::unique_ptr<DirtyBitmap> dirty;
+  };
+  std::vector<Member> members;
   std::unique_ptr<Spill> spill;  // guarded by mu; newer than every item in `queue`
-  std::unique_ptr<DirtyBitmap> dirty;  // guarded by mu
+  bool AnyDirty() const;
+  uint64_t DirtyBytes() const;
+  Status PersistDirty();
+  Status ClearActivity();
+  // The item's extent ends (acknowledged) or becomes dirty.
+  void EndActivity(const Item& it);
+  void MarkDirty(const Item& it);
   // Bitmap mode (past the spill cap): writes only mark `dirty`. A resync
   // then takes refresh seqs from the tap for the dirty runs, inside an
   // UNORDERED interval. Guarded by mu.
@@ -140,7 +153,10 @@ class Shipper::Impl {
   asio::awaitable<Status> Connection();
   asio::awaitable<Status> WriteFrame(Stream& s, wire::FrameType t, std::string_view payload);
   asio::awaitable<Result<wire::Frame>> ReadFrame(Stream& s, wire::FrameReader& r);
-  asio::awaitable<Status> Import(Stream& s, wire::FrameReader& r, uint64_t from);
+  // The initial sync of one volume from byte `from`; progress reports
+  // done_before + its bytes of `total`.
+  asio::awaitable<Status> Import(Stream& s, wire::FrameReader& r, uint16_t volume, uint64_t from,
+                                 uint64_t done_before, uint64_t total);
   asio::awaitable<Status> Receive(Stream& s, wire::FrameReader& r);
   // Closes `s` once the read deadline passes while `w` is armed; ends when
   // w->over is set (and its timer cancelled).
@@ -154,7 +170,11 @@ class Shipper::Impl {
   // Under mu: everything queued becomes dirty blocks; writes only mark.
   Status EnterBitmap();
   // Under mu: the dirty runs to refresh, once the queue is empty.
-  std::vector<Extent> StartResync();
+  struct DirtyRun {
+    uint16_t volume;
+    Extent extent;
+  };
+  std::vector<DirtyRun> StartResync();
   // Under mu: a refresh item at queue[i] gets its bytes (false: not yet
   // applied on the backing).
   bool FillRefresh(size_t i);

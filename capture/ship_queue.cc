@@ -10,29 +10,69 @@ namespace tidemark::capture {
 
 using namespace ship_detail;  // NOLINT: this module's constants
 
+bool Shipper::Impl::AnyDirty() const {
+  for (const Member& m : members) {
+    if (!m.dirty->empty()) return true;
+  }
+  return false;
+}
+
+uint64_t Shipper::Impl::DirtyBytes() const {
+  uint64_t n = 0;
+  for (const Member& m : members) n += m.dirty->dirty_bytes();
+  return n;
+}
+
+Status Shipper::Impl::PersistDirty() {
+  for (Member& m : members) TM_RETURN_IF_ERROR(m.dirty->Persist());
+  return Status::Ok();
+}
+
+Status Shipper::Impl::ClearActivity() {
+  for (Member& m : members) TM_RETURN_IF_ERROR(m.al->ClearAll());
+  return Status::Ok();
+}
+
+void Shipper::Impl::EndActivity(const Item& it) {
+  if (it.bookmark || it.unordered != 0 || it.entry.op == wire::EntryOp::kFlush) return;
+  if (it.entry.volume < members.size()) {
+    members[it.entry.volume].al->End(it.entry.offset_bytes, it.entry.length_bytes);
+  }
+}
+
+void Shipper::Impl::MarkDirty(const Item& it) {
+  if (it.bookmark || it.unordered != 0 || it.entry.op == wire::EntryOp::kFlush) return;
+  if (it.entry.volume < members.size()) {
+    members[it.entry.volume].dirty->Mark(it.entry.offset_bytes, it.entry.length_bytes);
+  }
+}
+
 Status Shipper::Impl::QueueResync(Seq after, TimeNs time_ns) {
   Seq seq = after == kNoSeq ? 1 : after + 1;
   {
     std::lock_guard lock(mu);
     queue.push_back(UnorderedMarker(1, after, time_ns));
   }
-  // The activity log's extents, and the dirty bitmap's blocks of a tap that
-  // stopped in bitmap mode.
-  std::vector<Extent> extents = al->recovered();
-  while (!dirty->empty()) {
-    auto runs = dirty->TakeRuns(kResyncChunkBytes, 4096);
-    if (runs.empty()) break;
-    extents.insert(extents.end(), runs.begin(), runs.end());
+  // The activity logs' extents, and the dirty bitmaps' blocks of a tap
+  // that stopped in bitmap mode.
+  std::vector<DirtyRun> extents;
+  for (size_t v = 0; v < members.size(); ++v) {
+    for (const Extent& e : members[v].al->recovered()) extents.push_back({uint16_t(v), e});
+    while (!members[v].dirty->empty()) {
+      auto runs = members[v].dirty->TakeRuns(kResyncChunkBytes, 4096);
+      if (runs.empty()) break;
+      for (const Extent& e : runs) extents.push_back({uint16_t(v), e});
+    }
   }
-  for (const Extent& e : extents) {
+  for (const auto& [v, e] : extents) {
     for (uint64_t off = e.offset_bytes; off < e.end_bytes(); off += kResyncChunkBytes) {
       uint64_t len = std::min<uint64_t>(kResyncChunkBytes, e.end_bytes() - off);
       Item it;
       it.data.resize(len);
-      TM_RETURN_IF_ERROR(backing->Read(off, it.data.data(), len));
-      it.entry = {seq, time_ns, 0, wire::EntryOp::kWrite, 0, off, static_cast<uint32_t>(len), {}};
+      TM_RETURN_IF_ERROR(members[v].backing->Read(off, it.data.data(), len));
+      it.entry = {seq, time_ns, v, wire::EntryOp::kWrite, 0, off, static_cast<uint32_t>(len), {}};
       std::lock_guard lock(mu);
-      al->Begin(off, len);
+      members[v].al->Begin(off, len);
       queued_bytes += len;
       resync_bytes += len;
       recorded = resync_last = seq++;
@@ -73,17 +113,14 @@ Status Shipper::Impl::Enqueue(Item item) {
   Status s = spill->Append(item);
   if (s.code() != Code::kNoSpace) return s;
   // Past the spill cap: keep only which blocks changed (decision 6).
-  if (!item.bookmark && item.unordered == 0 && item.entry.op != wire::EntryOp::kFlush) {
-    dirty->Mark(item.entry.offset_bytes, item.entry.length_bytes);
-  }
+  MarkDirty(item);
   return EnterBitmap();
 }
 
 Status Shipper::Impl::EnterBitmap() {
   auto mark = [&](const Item& it) {
-    if (it.bookmark || it.unordered != 0 || it.entry.op == wire::EntryOp::kFlush) return;
-    dirty->Mark(it.entry.offset_bytes, it.entry.length_bytes);
-    if (!it.refresh) al->End(it.entry.offset_bytes, it.entry.length_bytes);
+    MarkDirty(it);
+    if (!it.refresh) EndActivity(it);
   };
   for (const Item& it : queue) mark(it);
   while (!spill->empty()) {
@@ -91,7 +128,7 @@ Status Shipper::Impl::EnterBitmap() {
     TM_RETURN_IF_ERROR(spill->ReadFront(64 << 20, &items));
     for (const Item& it : items) mark(it);
   }
-  spdlog::warn("{}: queue and spill full ({} MiB): dirty-block bitmap mode", o.volume_name,
+  spdlog::warn("{}: queue and spill full ({} MiB): dirty-block bitmap mode", label,
                (o.max_queue_bytes + o.max_spill_bytes) >> 20);
   queue.clear();
   ++queue_epoch;
@@ -102,23 +139,25 @@ Status Shipper::Impl::EnterBitmap() {
   refresh_pending = 0;
   state = "bitmap";
   cv.notify_all();
-  return dirty->Persist();
+  return PersistDirty();
 }
 
-std::vector<Extent> Shipper::Impl::StartResync() {
+std::vector<Shipper::Impl::DirtyRun> Shipper::Impl::StartResync() {
   queue.push_back(UnorderedMarker(1, acked, NowNs()));
   bitmap_mode = false;  // writes are queued again, in order after the refreshes taken now
   resyncing = true;
   resync_submitted = false;
   state = "resync";
-  std::vector<Extent> runs;
-  while (!dirty->empty()) {
-    auto more = dirty->TakeRuns(kResyncChunkBytes, 4096);
-    if (more.empty()) break;
-    runs.insert(runs.end(), more.begin(), more.end());
+  std::vector<DirtyRun> runs;
+  for (size_t v = 0; v < members.size(); ++v) {
+    while (!members[v].dirty->empty()) {
+      auto more = members[v].dirty->TakeRuns(kResyncChunkBytes, 4096);
+      if (more.empty()) break;
+      for (const Extent& e : more) runs.push_back({uint16_t(v), e});
+    }
   }
   refresh_pending += runs.size();
-  spdlog::info("{}: resync of {} runs from the dirty bitmap", o.volume_name, runs.size());
+  spdlog::info("{}: resync of {} runs from the dirty bitmap", label, runs.size());
   return runs;
 }
 
@@ -126,7 +165,8 @@ bool Shipper::Impl::FillRefresh(size_t i) {
   Item& it = queue[i];
   if (applied.load() < it.entry.seq) return false;
   it.data.resize(it.entry.length_bytes);
-  Status s = backing->Read(it.entry.offset_bytes, it.data.data(), it.data.size());
+  Status s = members[it.entry.volume].backing->Read(it.entry.offset_bytes, it.data.data(),
+                                                   it.data.size());
   if (!s.ok()) {
     last_error = s.message();
     return false;
@@ -161,7 +201,7 @@ void Shipper::Impl::OnAckLocked() {
   while (!queue.empty() && !queue.front().bookmark && queue.front().unordered == 0 &&
          queue.front().entry.seq <= seq) {
     const Item& it = queue.front();
-    if (it.entry.op != wire::EntryOp::kFlush) al->End(it.entry.offset_bytes, it.entry.length_bytes);
+    EndActivity(it);
     queued_bytes -= it.data.size();
     newest_acked_ns = it.entry.time_ns;
     queue.pop_front();
@@ -171,8 +211,8 @@ void Shipper::Impl::OnAckLocked() {
   Refill();
   if (queue.size() > before) send_signal->cancel();  // io thread: wake the sender
   if (resync_last != kNoSeq && seq >= resync_last) {
-    Status s = al->ClearAll();  // the crash's extents are on the target now
-    if (s.ok()) s = dirty->Persist();
+    Status s = ClearActivity();  // the crash's extents are on the target now
+    if (s.ok()) s = PersistDirty();
     if (!s.ok()) last_error = s.message();
     resync_last = kNoSeq;
   }

@@ -14,6 +14,7 @@ namespace tidemark::capture {
 namespace {
 
 struct Item {
+  uint32_t member = 0;     // the group member (volume) it is for
   nbd::Request request;
   nbd::ReplyFn reply;
   Seq seq = kNoSeq;        // writes: their seq; FLUSH: the newest seq it covers
@@ -34,6 +35,7 @@ bool IsRead(nbd::Command c) {
 // A recorded write that may not be on the backing yet: reads overlapping it
 // wait for it.
 struct Unapplied {
+  uint32_t member;
   Seq seq;
   uint64_t offset;
   uint64_t end;
@@ -55,16 +57,17 @@ struct Batch {
   size_t data_bytes = 0;
 };
 
-bool Overlaps(const nbd::Request& a, const nbd::Request& b) {
-  return a.offset_bytes < b.offset_bytes + b.length_bytes &&
-         b.offset_bytes < a.offset_bytes + a.length_bytes;
+bool Overlaps(const Item& a, const Item& b) {
+  return a.member == b.member &&
+         a.request.offset_bytes < b.request.offset_bytes + b.request.length_bytes &&
+         b.request.offset_bytes < a.request.offset_bytes + a.request.length_bytes;
 }
 
 }  // namespace
 
 class Tap::Impl {
  public:
-  std::unique_ptr<Backing> backing;
+  std::vector<std::unique_ptr<Backing>> backings;  // one per member
   Recorder* recorder = nullptr;
   TapOptions options;
   std::unique_ptr<Ring> ring;
@@ -99,7 +102,7 @@ class Tap::Impl {
 
   Status ApplyToBacking(std::vector<Item>& batch);
   void Serve(Item& it);  // a READ or BLOCK_STATUS, answered now
-  bool OverlapsUnapplied(const nbd::Request& r) const;  // under mu
+  bool OverlapsUnapplied(uint32_t member, const nbd::Request& r) const;  // under mu
   Status SyncAndCheckpoint(Seq seq);
   void RecordBatch(Batch& batch);
   void ApplyBatch(Batch& batch);
@@ -108,7 +111,7 @@ class Tap::Impl {
 };
 
 Status Tap::Impl::SyncAndCheckpoint(Seq seq) {
-  TM_RETURN_IF_ERROR(backing->Sync());
+  for (const auto& b : backings) TM_RETURN_IF_ERROR(b->Sync());
   if (seq != checkpointed_seq) {
     TM_RETURN_IF_ERROR(recorder->Checkpoint(seq));
     checkpointed_seq = seq;
@@ -126,7 +129,8 @@ Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
     if (wave.empty()) return Status::Ok();
     for (size_t i : wave) {
       const nbd::Request& r = batch[i].request;
-      ring->QueueWrite(backing->fd(), r.data.data(), r.data.size(), r.offset_bytes, i);
+      ring->QueueWrite(backings[batch[i].member]->fd(), r.data.data(), r.data.size(),
+                       r.offset_bytes, i);
     }
     std::vector<Completion> done;
     Status first;
@@ -154,13 +158,13 @@ Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
     const nbd::Request& r = it.request;
     if (r.command == nbd::Command::kWrite) {
       bool overlap = std::any_of(wave.begin(), wave.end(),
-                                 [&](size_t j) { return Overlaps(batch[j].request, r); });
+                                 [&](size_t j) { return Overlaps(batch[j], it); });
       if (overlap || wave.size() >= ring->capacity()) TM_RETURN_IF_ERROR(flush_wave());
       wave.push_back(i);
     } else {
       TM_RETURN_IF_ERROR(flush_wave());
       bool allocate = r.command == nbd::Command::kWriteZeroes && (r.flags & nbd::kFlagNoHole);
-      TM_RETURN_IF_ERROR(backing->Zero(r.offset_bytes, r.length_bytes, allocate));
+      TM_RETURN_IF_ERROR(backings[it.member]->Zero(r.offset_bytes, r.length_bytes, allocate));
     }
   }
   return flush_wave();
@@ -169,19 +173,21 @@ Status Tap::Impl::ApplyToBacking(std::vector<Item>& batch) {
 void Tap::Impl::Serve(Item& it) {
   nbd::Reply r;
   const nbd::Request& q = it.request;
+  const Backing& backing = *backings[it.member];
   if (q.command == nbd::Command::kRead) {
     r.data.resize(q.length_bytes);
-    r.status = backing->Read(q.offset_bytes, r.data.data(), r.data.size());
+    r.status = backing.Read(q.offset_bytes, r.data.data(), r.data.size());
   } else {
-    r.status = backing->Allocation(q.offset_bytes, q.length_bytes, &r.extents);
+    r.status = backing.Allocation(q.offset_bytes, q.length_bytes, &r.extents);
   }
   it.replied = true;
   it.reply(std::move(r));
 }
 
-bool Tap::Impl::OverlapsUnapplied(const nbd::Request& r) const {
+bool Tap::Impl::OverlapsUnapplied(uint32_t member, const nbd::Request& r) const {
   return std::any_of(unapplied.begin(), unapplied.end(), [&](const Unapplied& u) {
-    return r.offset_bytes < u.end && u.offset < r.offset_bytes + r.length_bytes;
+    return u.member == member && r.offset_bytes < u.end &&
+           u.offset < r.offset_bytes + r.length_bytes;
   });
 }
 
@@ -192,7 +198,7 @@ void Tap::Impl::RecordBatch(Batch& batch) {
   for (Item& it : batch.items) {
     if (!s.ok()) break;
     if (it.refresh) {
-      s = recorder->RecordRefresh(it.seq, it.time_ns, it.request.offset_bytes,
+      s = recorder->RecordRefresh(it.member, it.seq, it.time_ns, it.request.offset_bytes,
                                   it.request.length_bytes);
       batch.newest = it.seq;
     } else if (it.data_op) {
@@ -200,7 +206,7 @@ void Tap::Impl::RecordBatch(Batch& batch) {
       TapWrite w{it.seq, it.time_ns, KindOf(r.command), r.offset_bytes, r.length_bytes,
                  r.command == nbd::Command::kWrite ? std::string_view(r.data) : std::string_view(),
                  static_cast<uint8_t>((r.flags & nbd::kFlagFua) ? kSeqFua : 0)};
-      s = recorder->Record(w);
+      s = recorder->Record(it.member, w);
       batch.newest = it.seq;
       batch.need_sync |= (r.flags & nbd::kFlagFua) != 0;
     } else if (it.request.command == nbd::Command::kFlush) {
@@ -309,10 +315,18 @@ void Tap::Impl::RunApply() {
 
 Result<std::shared_ptr<Tap>> Tap::Create(std::unique_ptr<Backing> backing, Recorder* recorder,
                                          TapOptions options) {
+  std::vector<std::unique_ptr<Backing>> backings;
+  backings.push_back(std::move(backing));
+  return Create(std::move(backings), recorder, options);
+}
+
+Result<std::shared_ptr<Tap>> Tap::Create(std::vector<std::unique_ptr<Backing>> backings,
+                                         Recorder* recorder, TapOptions options) {
+  if (backings.empty()) return Status::InvalidArgument("a tap needs at least one volume");
   auto impl = std::make_unique<Impl>();
   BOOST_OUTCOME_TRY(ring, Ring::Create(std::max(1u, options.queue_depth)));
   impl->ring = std::move(ring);
-  impl->backing = std::move(backing);
+  impl->backings = std::move(backings);
   impl->recorder = recorder;
   impl->options = options;
   impl->last_seq = impl->applied_seq = impl->checkpointed_seq = options.last_seq;
@@ -324,15 +338,48 @@ Result<std::shared_ptr<Tap>> Tap::Create(std::unique_ptr<Backing> backing, Recor
   return tap;
 }
 
+namespace {
+
+// A group member's NBD device: the tap's Submit with the member's index.
+class MemberDevice : public nbd::BlockDevice {
+ public:
+  MemberDevice(std::shared_ptr<Tap> tap, uint32_t member, uint64_t size)
+      : tap_(std::move(tap)), member_(member), size_(size) {}
+  uint64_t size_bytes() const override { return size_; }
+  bool supports_block_status() const override { return true; }
+  void Submit(nbd::Request request, nbd::ReplyFn reply) override {
+    tap_->Submit(member_, std::move(request), std::move(reply));
+  }
+
+ private:
+  std::shared_ptr<Tap> tap_;
+  uint32_t member_;
+  uint64_t size_;
+};
+
+}  // namespace
+
+size_t Tap::members() const { return impl_->backings.size(); }
+
+std::shared_ptr<nbd::BlockDevice> Tap::Member(size_t i) {
+  return std::make_shared<MemberDevice>(shared_from_this(), static_cast<uint32_t>(i),
+                                        impl_->backings.at(i)->size_bytes());
+}
+
 Tap::Tap(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Tap::~Tap() { Shutdown().IgnoreError(); }
 
-uint64_t Tap::size_bytes() const { return impl_->backing->size_bytes(); }
+uint64_t Tap::size_bytes() const { return impl_->backings[0]->size_bytes(); }
 
 void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
+  Submit(0, std::move(request), std::move(reply));
+}
+
+void Tap::Submit(uint32_t member, nbd::Request request, nbd::ReplyFn reply) {
   Impl& in = *impl_;
   Item it;
+  it.member = member;
   it.data_op = IsDataOp(request.command);
   if (IsRead(request.command)) {
     // A read sees every write answered before it: one overlapping a write
@@ -340,7 +387,7 @@ void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
     bool behind;
     {
       std::lock_guard lock(in.mu);
-      behind = in.OverlapsUnapplied(request);
+      behind = in.OverlapsUnapplied(member, request);
       if (behind) {
         it.seq = in.last_seq;
         it.request = std::move(request);
@@ -370,7 +417,7 @@ void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
     it.time_ns = in.last_time_ns;
     it.seq = it.data_op ? ++in.last_seq : in.last_seq;
     if (it.data_op) {
-      in.unapplied.push_back({it.seq, request.offset_bytes,
+      in.unapplied.push_back({member, it.seq, request.offset_bytes,
                               request.offset_bytes + request.length_bytes});
     }
     it.request = std::move(request);
@@ -380,12 +427,13 @@ void Tap::Submit(nbd::Request request, nbd::ReplyFn reply) {
   in.cv.notify_one();
 }
 
-void Tap::SubmitRefresh(uint64_t offset_bytes, uint32_t length_bytes) {
+void Tap::SubmitRefresh(uint32_t member, uint64_t offset_bytes, uint32_t length_bytes) {
   Impl& in = *impl_;
   {
     std::lock_guard lock(in.mu);
     if (in.stopping || !in.failed.ok()) return;
     Item it;
+    it.member = member;
     it.refresh = true;
     in.last_time_ns = std::max(in.last_time_ns, NowNs());
     it.time_ns = in.last_time_ns;

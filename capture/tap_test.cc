@@ -24,7 +24,7 @@ constexpr uint64_t kVolumeBytes = 4 << 20;
 class MemRecorder : public Recorder {
  public:
   MemRecorder() : image_(kVolumeBytes, '\0') {}
-  Status Record(const TapWrite& w) override {
+  Status Record(uint32_t, const TapWrite& w) override {
     std::lock_guard lock(mu_);
     EXPECT_GT(w.seq, last_seq_) << "seqs must grow";
     last_seq_ = w.seq;

@@ -19,6 +19,63 @@ namespace {
 
 constexpr auto kHelloTimeout = std::chrono::seconds(10);
 
+Status CheckGeometry(const journal::VolumeInfo& vol, const wire::VolumeSpec& spec) {
+  if (vol.size_bytes == spec.size_bytes && vol.block_bytes == spec.block_bytes) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument(
+      "volume " + spec.name + " is " + std::to_string(vol.size_bytes) + " bytes with " +
+      std::to_string(vol.block_bytes) + "-byte blocks on the target, but the tap has " +
+      std::to_string(spec.size_bytes) + " and " + std::to_string(spec.block_bytes));
+}
+
+// The journal's volumes for a HELLO: its one volume, or its group's, created
+// when new. A group must have exactly the HELLO's volumes in its order; a
+// volume of a group is shipped only with its group.
+Result<std::vector<journal::VolumeInfo>> ResolveVolumes(journal::Journal& j,
+                                                       const std::string& group,
+                                                       const std::vector<wire::VolumeSpec>& specs) {
+  if (group.empty()) {
+    const wire::VolumeSpec& spec = specs[0];
+    auto found = j.FindVolume(spec.name);
+    if (!found) {
+      if (found.error().code() != Code::kNotFound) return found.error();
+      BOOST_OUTCOME_TRY(created, j.CreateVolume(spec.name, spec.size_bytes, spec.block_bytes));
+      return std::vector<journal::VolumeInfo>{created};
+    }
+    if (!found.value().group.empty()) {
+      return Status::InvalidArgument("volume " + spec.name + " belongs to group " +
+                                     found.value().group + ": ship it with its group (--group)");
+    }
+    TM_RETURN_IF_ERROR(CheckGeometry(found.value(), spec));
+    return std::vector<journal::VolumeInfo>{found.value()};
+  }
+  auto found = j.FindGroup(group);
+  if (!found) {
+    if (found.error().code() != Code::kNotFound) return found.error();
+    std::vector<journal::VolumeSpec> create;
+    for (const wire::VolumeSpec& spec : specs) {
+      if (j.FindVolume(spec.name)) {
+        return Status::InvalidArgument("volume " + spec.name +
+                                       " is already on the target: a new group takes new volumes");
+      }
+      create.push_back({spec.name, spec.size_bytes, spec.block_bytes});
+    }
+    BOOST_OUTCOME_TRY(created, j.CreateGroup(group, create));
+    return created.volumes;
+  }
+  const auto& vols = found.value().volumes;
+  std::string have, want;
+  for (const auto& v : vols) have += (have.empty() ? "" : ",") + v.name;
+  for (const auto& v : specs) want += (want.empty() ? "" : ",") + v.name;
+  if (have != want) {
+    return Status::InvalidArgument("group " + group + " has volumes " + have + " on the target, not " +
+                                   want + " (the same volumes, in the same order)");
+  }
+  for (size_t i = 0; i < vols.size(); ++i) TM_RETURN_IF_ERROR(CheckGeometry(vols[i], specs[i]));
+  return vols;
+}
+
 std::string_view ErrorCodeFor(const Status& s) {
   switch (s.code()) {
     case Code::kNoSpace: return wire::kErrNoSpace;
@@ -147,24 +204,29 @@ asio::awaitable<Status> Session::OnHello(const wire::Frame& frame) {
     SendError(wire::kErrUnauthenticated, "tenant '" + h.tenant + "' or its token was not accepted");
     co_return Status::Ok();
   }
-  if (h.volumes.size() != 1) {
-    // TODO(#4): consistency groups over the network (several volumes).
-    SendError(wire::kErrInvalid, "a session carries exactly one volume (groups come later)");
+  if (h.volumes.empty() || (h.group.empty() && h.volumes.size() != 1)) {
+    SendError(wire::kErrInvalid, "a session carries one volume, or a group (HELLO's group) of "
+                                 "one or more");
     co_return Status::Ok();
   }
   tenant_ = h.tenant;
   tap_id_ = h.tap_id;
   hello_timer_.cancel();
   const wire::VolumeSpec spec = h.volumes[0];
+  const std::vector<wire::VolumeSpec> specs = h.volumes;
+  const std::string group = h.group;
+  // '/' is in no volume name: a group's claim cannot collide with one.
+  const std::string claim = group.empty() ? spec.name : "group/" + group;
+  const std::string what = group.empty() ? "volume " + spec.name : "group " + group;
   auto tj = server_->JournalFor(tenant_);
   if (!tj) co_return tj.error();
   journal_ = tj.value();
   // One session per volume; the same tap reconnecting takes over from its
   // old connection (which may not have noticed a network cut yet).
-  for (int i = 0; !journal_->Claim(spec.name, this); ++i) {
-    auto owner = server_->SessionOf(tenant_, spec.name);
+  for (int i = 0; !journal_->Claim(claim, this); ++i) {
+    auto owner = server_->SessionOf(tenant_, claim);
     if (!owner || owner->tap_id() != tap_id_ || tap_id_.empty() || i >= 100) {
-      SendError(wire::kErrConflict, "volume " + spec.name + " is being ingested by another tap");
+      SendError(wire::kErrConflict, what + " is being ingested by another tap");
       co_return Status::Ok();
     }
     owner->Close();
@@ -173,37 +235,25 @@ asio::awaitable<Status> Session::OnHello(const wire::Frame& frame) {
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   claimed_ = true;
-  volume_name_ = spec.name;
+  volume_name_ = claim;
 
   auto welcome = std::make_shared<wire::Welcome>();
-  auto vol_id = std::make_shared<uint32_t>(0);
-  TenantJournal::Work work = [spec, welcome, vol_id](journal::Journal& j) -> Status {
-    auto found = j.FindVolume(spec.name);
-    journal::VolumeInfo vol;
-    if (!found) {
-      if (found.error().code() != Code::kNotFound) return found.error();
-      BOOST_OUTCOME_TRY(created, j.CreateVolume(spec.name, spec.size_bytes, spec.block_bytes));
-      vol = created;
-    } else {
-      vol = found.value();
-      if (vol.size_bytes != spec.size_bytes || vol.block_bytes != spec.block_bytes) {
-        return Status::InvalidArgument(
-            "volume " + spec.name + " is " + std::to_string(vol.size_bytes) + " bytes with " +
-            std::to_string(vol.block_bytes) + "-byte blocks on the target, but the tap has " +
-            std::to_string(spec.size_bytes) + " and " + std::to_string(spec.block_bytes));
+  auto vol_ids = std::make_shared<std::vector<uint32_t>>();
+  TenantJournal::Work work = [specs, group, welcome, vol_ids](journal::Journal& j) -> Status {
+    BOOST_OUTCOME_TRY(vols, ResolveVolumes(j, group, specs));
+    for (const journal::VolumeInfo& vol : vols) {
+      vol_ids->push_back(vol.id);
+      wire::VolumeState state{vol.name, std::string(wire::kStateReady), 0};
+      BOOST_OUTCOME_TRY(last, j.LastSeq(vol.id));
+      if (last == kNoSeq || last < vol.import_seq) {  // its image is not a seq yet
+        BOOST_OUTCOME_TRY(end, j.StagedImportEnd(vol.id));
+        state.state = end == 0 ? wire::kStateNew : wire::kStateImporting;
+        state.import_next_offset = end;
       }
+      welcome->volumes.push_back(state);
     }
-    *vol_id = vol.id;
-    wire::VolumeState state{spec.name, std::string(wire::kStateReady), 0};
-    BOOST_OUTCOME_TRY(last, j.LastSeq(vol.id));
-    if (last == kNoSeq) {
-      BOOST_OUTCOME_TRY(end, j.StagedImportEnd(vol.id));
-      state.state = end == 0 ? wire::kStateNew : wire::kStateImporting;
-      state.import_next_offset = end;
-    }
-    BOOST_OUTCOME_TRY(durable, j.Sync(vol.id));
+    BOOST_OUTCOME_TRY(durable, j.Sync(vols[0].id));
     welcome->durable_seq = durable;
-    welcome->volumes = {state};
     return Status::Ok();
   };
   Status s = co_await Call(std::move(work));
@@ -211,7 +261,8 @@ asio::awaitable<Status> Session::OnHello(const wire::Frame& frame) {
     SendError(s);
     co_return Status::Ok();
   }
-  volume_id_ = *vol_id;
+  volume_ids_ = *vol_ids;
+  volume_id_ = volume_ids_[0];
   acked_ = welcome->durable_seq;
   Send(wire::FrameType::kWelcome, wire::EncodeWelcome(*welcome));
   spdlog::info("tenant {} volume {}: tap {} connected (durable seq {})", tenant_, volume_name_,
@@ -227,29 +278,30 @@ Status Session::OnWrites(wire::Frame& frame) {
   Seq newest = kNoSeq;
   uint64_t data_bytes = 0;
   for (const auto& e : *entries) {
-    if (e.volume != 0) {
+    if (e.volume >= volume_ids_.size()) {
       return Status::InvalidArgument("WRITES entry for volume index " + std::to_string(e.volume) +
-                                     " (HELLO named one volume)");
+                                     " (HELLO named " + std::to_string(volume_ids_.size()) + ")");
     }
     newest = newest == kNoSeq ? e.seq : std::max(newest, e.seq);
     data_bytes += e.data.size();
   }
   const uint64_t cost = payload->size();
   inflight_bytes_ += cost;
-  uint32_t vol = volume_id_;
+  auto ids = std::make_shared<std::vector<uint32_t>>(volume_ids_);
   auto self = shared_from_this();
   TargetServer::Impl* server = server_;
   journal_->Post(
-      [payload, entries, vol, server, data_bytes](journal::Journal& j) -> Status {
+      [payload, entries, ids, server, data_bytes](journal::Journal& j) -> Status {
+        const uint32_t vol = (*ids)[0];
         BOOST_OUTCOME_TRY(last, j.LastSeq(vol));
-        if (last == kNoSeq) {
+        if (last == kNoSeq || last + 1 < ids->size()) {
           return Status::InvalidArgument("the volume has no seq 0 yet: finish the initial sync");
         }
         for (const auto& e : *entries) {
           if (e.op == wire::EntryOp::kFlush) {
             TM_RETURN_IF_ERROR(j.MarkFlush(vol, e.seq, e.time_ns, kSeqFlush));
           } else {
-            TM_RETURN_IF_ERROR(j.Apply(vol, wire::ToWriteOp(e)));
+            TM_RETURN_IF_ERROR(j.Apply((*ids)[e.volume], wire::ToWriteOp(e)));
           }
         }
         server->writes += entries->size();
@@ -284,10 +336,12 @@ Status Session::OnImport(wire::Frame& frame) {
   auto payload = std::make_shared<std::string>(std::move(frame.payload));
   auto chunk = wire::DecodeImport(*payload);
   if (!chunk) return chunk.error();
-  if (chunk.value().volume != 0) return Status::InvalidArgument("IMPORT for an unknown volume");
+  if (chunk.value().volume >= volume_ids_.size()) {
+    return Status::InvalidArgument("IMPORT for an unknown volume");
+  }
   const uint64_t cost = payload->size();
   inflight_bytes_ += cost;
-  uint32_t vol = volume_id_;
+  uint32_t vol = volume_ids_[chunk.value().volume];
   wire::ImportChunk c = chunk.value();
   auto self = shared_from_this();
   journal_->Post(
@@ -308,17 +362,23 @@ Status Session::OnImport(wire::Frame& frame) {
 asio::awaitable<Status> Session::OnImportDone(const wire::Frame& frame) {
   auto done = wire::DecodeImportDone(frame.payload);
   if (!done) co_return done.error();
-  uint32_t vol = volume_id_;
+  if (done.value().volume >= volume_ids_.size()) {
+    co_return Status::InvalidArgument("IMPORT_DONE for an unknown volume");
+  }
+  uint32_t vol = volume_ids_[done.value().volume];
   TimeNs t = done.value().time_ns;
-  TenantJournal::Work work = [vol, t](journal::Journal& j) -> Status {
+  auto seq = std::make_shared<Seq>(0);
+  TenantJournal::Work work = [vol, t, seq](journal::Journal& j) -> Status {
     auto seq0 = j.FinishStagedImport(vol, t);
+    if (seq0) *seq = seq0.value();
     return seq0 ? Status::Ok() : seq0.error();
   };
   Status s = co_await Call(std::move(work));
   if (!s.ok()) co_return s;
-  acked_ = 0;
-  Send(wire::FrameType::kAck, wire::EncodeAck(0));
-  spdlog::info("tenant {} volume {}: initial sync complete (seq 0)", tenant_, volume_name_);
+  acked_ = *seq;
+  Send(wire::FrameType::kAck, wire::EncodeAck(acked_));
+  spdlog::info("tenant {} {}: initial sync of volume {} complete (seq {})", tenant_, volume_name_,
+               done.value().volume, acked_);
   co_return Status::Ok();
 }
 

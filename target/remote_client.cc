@@ -3,6 +3,7 @@
 // timeouts).
 #include "tidemark/target/remote_client.h"
 
+#include <algorithm>
 #include <openssl/ssl.h>
 
 #include <boost/asio.hpp>
@@ -245,11 +246,30 @@ Result<journal::VolumeInfo> RemoteClient::FindVolume(std::string_view volume) {
       info.name = std::string(volume);
       info.size_bytes = v.value("size_bytes", uint64_t{0});
       info.block_bytes = v.value("block_bytes", uint32_t{0});
+      if (v.contains("group") && v["group"].is_string()) info.group = v["group"];
+      info.import_seq = v.value("group_index", uint64_t{0});
       if (info.size_bytes == 0 || info.block_bytes == 0) break;
       return info;
     }
   }
   return Status::NotFound("volume '" + std::string(volume) + "' not found");
+}
+
+Result<journal::GroupInfo> RemoteClient::FindGroup(std::string_view group) {
+  BOOST_OUTCOME_TRY(list, Call("GET", "/v1/volumes"));
+  journal::GroupInfo g;
+  g.name = std::string(group);
+  if (list.is_object() && list.contains("volumes") && list["volumes"].is_array()) {
+    for (const auto& v : list["volumes"]) {
+      if (!v.contains("group") || !v["group"].is_string() || v["group"] != group) continue;
+      BOOST_OUTCOME_TRY(info, FindVolume(v.value("name", std::string())));
+      g.volumes.push_back(info);
+    }
+  }
+  if (g.volumes.empty()) return Status::NotFound("group '" + std::string(group) + "' not found");
+  std::sort(g.volumes.begin(), g.volumes.end(),
+            [](const auto& a, const auto& b) { return a.import_seq < b.import_seq; });
+  return g;
 }
 
 Status RemoteClient::StreamBlocks(const journal::VolumeInfo& volume, Seq seq,

@@ -90,7 +90,9 @@ ApiReply ApiRoutes::Volumes(const ApiRequest& req) {
   Status s = WithReader(req.tenant, "", [&](const journal::Journal& j) {
     for (const auto& v : j.Volumes()) {
       list.push_back(
-          {{"name", v.name}, {"size_bytes", v.size_bytes}, {"block_bytes", v.block_bytes}});
+          {{"name", v.name}, {"size_bytes", v.size_bytes}, {"block_bytes", v.block_bytes},
+           {"group", v.group.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.group)},
+           {"group_index", v.import_seq}});
     }
     return Status::Ok();
   });

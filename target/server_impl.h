@@ -71,6 +71,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Closes the connection (io thread); Run() then ends and releases claims.
   void Close();
   const std::string& tenant() const { return tenant_; }
+  // The volume's name, or "group/G" for a consistency group's session (a
+  // name that no volume can have).
   const std::string& volume() const { return volume_name_; }
   const std::string& tap_id() const { return tap_id_; }
 
@@ -107,7 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::string tenant_, tap_id_, volume_name_;
   std::shared_ptr<TenantJournal> journal_;
-  uint32_t volume_id_ = 0;
+  uint32_t volume_id_ = 0;           // the first volume's (the group's seq space)
+  std::vector<uint32_t> volume_ids_;  // by the WriteEntry's volume index
   bool claimed_ = false;
   Seq acked_ = kNoSeq;
   Status failed_;  // the first failed journal round: later replies stop

@@ -1,10 +1,11 @@
-// tidemark restore (--journal DIR | --target HOST:PORT ...) VOLUME (point) --output PATH
-//                  [--format F] [--force]
+// tidemark restore (--journal DIR | --target HOST:PORT ...) (VOLUME | --group G) (point)
+//                  (--output PATH | --output-dir DIR) [--format F] [--force]
 // With --target the point is resolved by the target and its blocks arrive as
 // the control API's block stream; the image is written the same way.
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "cli.h"
 #include "tidemark/journal/time.h"
@@ -18,8 +19,10 @@ struct RestoreArgs {
   std::string journal_dir;
   RemoteArgs remote;
   std::string volume;
+  std::string group;
   PointArgs point;
   std::string output;
+  std::string output_dir;
   std::string format = "raw";
   bool force = false;
   bool json = false;
@@ -38,13 +41,27 @@ nlohmann::json ResolveBody(const journal::PointSpec& spec) {
   return nullptr;
 }
 
+// A group member's image in --output-dir: NAME.img (raw) or NAME.FORMAT.
+std::string MemberOutput(const RestoreArgs& a, const std::string& name) {
+  return a.output_dir + "/" + name + (a.format == "raw" ? ".img" : "." + a.format);
+}
+
 int RunRestore(const RestoreArgs& a) {
+  if (a.group.empty() == a.volume.empty()) {
+    return Fail(Status::InvalidArgument("give a VOLUME or --group G"), a.json);
+  }
+  if (a.group.empty() ? (a.output.empty() || !a.output_dir.empty())
+                      : (a.output_dir.empty() || !a.output.empty())) {
+    return Fail(Status::InvalidArgument(a.group.empty()
+                                            ? "a volume is restored with --output PATH"
+                                            : "a group is restored with --output-dir DIR"),
+                a.json);
+  }
   auto run = [&]() -> Status {
     TM_RETURN_IF_ERROR(a.remote.Check(a.journal_dir));
     BOOST_OUTCOME_TRY(spec, a.point.Spec(NowNs()));
     BOOST_OUTCOME_TRY(format, recovery::ParseImageFormat(a.format));
     recovery::RestoreOptions o;
-    o.output_path = a.output;
     o.format = format;
     o.force = a.force;
     if (a.progress || (!a.json && isatty(2))) {
@@ -53,13 +70,31 @@ int RunRestore(const RestoreArgs& a) {
         if (done == total) std::fprintf(stderr, "\n");
       };
     }
-    journal::VolumeInfo vol;
+    // The volumes to restore: one, or the group's members at one seq.
+    std::vector<journal::VolumeInfo> vols;
     journal::Point point;
-    recovery::RestoreStats stats;
+    std::vector<recovery::RestoreStats> stats;
+    std::vector<std::string> outputs;
+    auto output_of = [&](const journal::VolumeInfo& v) {
+      return a.group.empty() ? a.output : MemberOutput(a, v.name);
+    };
+    if (!a.output_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(a.output_dir, ec);
+      if (ec) return Status::IOError("cannot create " + a.output_dir + ": " + ec.message());
+    }
     if (a.remote.given()) {
       BOOST_OUTCOME_TRY(client, a.remote.Client());
+      if (a.group.empty()) {
+        BOOST_OUTCOME_TRY(v, client->FindVolume(a.volume));
+        vols.push_back(v);
+      } else {
+        BOOST_OUTCOME_TRY(g, client->FindGroup(a.group));
+        vols = g.volumes;
+      }
+      // The point of one member is the group's: one seq space.
       BOOST_OUTCOME_TRY(p, client->Call("POST",
-                                        target::RemoteClient::VolumePath(a.volume, "resolve"),
+                                        target::RemoteClient::VolumePath(vols[0].name, "resolve"),
                                         ResolveBody(spec)));
       if (!p.is_object() || !p.contains("seq") || !p["seq"].is_number_unsigned() ||
           !p.contains("time") || !p["time"].is_string()) {
@@ -68,38 +103,60 @@ int RunRestore(const RestoreArgs& a) {
       point.seq = p["seq"].get<Seq>();
       BOOST_OUTCOME_TRY(t, ParseTime(p["time"].get<std::string>(), NowNs()));
       point.time_ns = t;
-      BOOST_OUTCOME_TRY(v, client->FindVolume(a.volume));
-      vol = v;
-      auto source = [&](const journal::BlockFn& fn) {
-        return client->StreamBlocks(vol, point.seq, fn);
-      };
-      BOOST_OUTCOME_TRY(st, recovery::RestoreBlocks(vol, source, o));
-      stats = st;
+      for (const journal::VolumeInfo& vol : vols) {
+        auto source = [&](const journal::BlockFn& fn) {
+          return client->StreamBlocks(vol, point.seq, fn);
+        };
+        o.output_path = output_of(vol);
+        BOOST_OUTCOME_TRY(st, recovery::RestoreBlocks(vol, source, o));
+        stats.push_back(st);
+      }
     } else {
       BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
-      BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
-      vol = v;
-      BOOST_OUTCOME_TRY(pt, j->Resolve(vol.id, spec, NowNs()));
+      if (a.group.empty()) {
+        BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
+        vols.push_back(v);
+      } else {
+        BOOST_OUTCOME_TRY(g, j->FindGroup(a.group));
+        vols = g.volumes;
+      }
+      BOOST_OUTCOME_TRY(pt, j->Resolve(vols[0].id, spec, NowNs()));
       point = pt;
-      BOOST_OUTCOME_TRY(st, recovery::Restore(*j, vol.id, point.seq, o));
-      stats = st;
+      for (const journal::VolumeInfo& vol : vols) {
+        o.output_path = output_of(vol);
+        BOOST_OUTCOME_TRY(st, recovery::Restore(*j, vol.id, point.seq, o));
+        stats.push_back(st);
+      }
+    }
+    nlohmann::json images = nlohmann::json::array();
+    for (size_t i = 0; i < vols.size(); ++i) {
+      const journal::VolumeInfo& vol = vols[i];
+      if (a.json) {
+        images.push_back({{"volume", vol.name},
+                          {"output", output_of(vol)},
+                          {"volume_bytes", stats[i].volume_bytes},
+                          {"data_bytes", stats[i].data_bytes},
+                          {"seconds", stats[i].seconds},
+                          {"io_uring", stats[i].io_uring}});
+      } else {
+        std::printf("restored %s at seq %llu (%s) to %s: %s %s image, %s of data in %.2f s\n",
+                    vol.name.c_str(), static_cast<unsigned long long>(point.seq),
+                    FormatTime(point.time_ns).c_str(), output_of(vol).c_str(),
+                    HumanBytes(stats[i].volume_bytes).c_str(), a.format.c_str(),
+                    HumanBytes(stats[i].data_bytes).c_str(), stats[i].seconds);
+      }
     }
     if (a.json) {
-      nlohmann::json out = {{"volume", vol.name},
-                            {"point", PointJson(point)},
-                            {"output", a.output},
-                            {"format", a.format},
-                            {"volume_bytes", stats.volume_bytes},
-                            {"data_bytes", stats.data_bytes},
-                            {"seconds", stats.seconds},
-                            {"io_uring", stats.io_uring}};
+      nlohmann::json out;
+      if (a.group.empty()) {
+        out = images[0];
+        out["point"] = PointJson(point);
+        out["format"] = a.format;
+      } else {
+        out = {{"group", a.group}, {"point", PointJson(point)}, {"format", a.format},
+               {"output_dir", a.output_dir}, {"volumes", images}};
+      }
       std::printf("%s\n", out.dump().c_str());
-    } else {
-      std::printf("restored %s at seq %llu (%s) to %s: %s %s image, %s of data in %.2f s\n",
-                  vol.name.c_str(), static_cast<unsigned long long>(point.seq),
-                  FormatTime(point.time_ns).c_str(), a.output.c_str(),
-                  HumanBytes(stats.volume_bytes).c_str(), a.format.c_str(),
-                  HumanBytes(stats.data_bytes).c_str(), stats.seconds);
     }
     return Status::Ok();
   };
@@ -114,10 +171,13 @@ void AddRestoreCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand("restore", "write a volume as it was at a point to an image");
   cmd->add_option("--journal", a->journal_dir, "journal directory");
   a->remote.Add(cmd);
-  cmd->add_option("VOLUME", a->volume, "volume name")->required();
+  cmd->add_option("VOLUME", a->volume, "volume name (or --group)");
+  cmd->add_option("--group", a->group,
+                  "restore every volume of a consistency group at one point (--output-dir)");
   a->point.Add(cmd);
-  cmd->add_option("--output", a->output, "image to write (refused if it exists, see --force)")
-      ->required();
+  cmd->add_option("--output", a->output, "image to write (refused if it exists, see --force)");
+  cmd->add_option("--output-dir", a->output_dir,
+                  "directory for a group's images: NAME.img (raw) or NAME.FORMAT each");
   cmd->add_option("--format", a->format, "raw (sparse), qcow2, vmdk or vhdx")
       ->capture_default_str();
   cmd->add_flag("--force", a->force, "replace an existing output");

@@ -1,4 +1,5 @@
 // tidemark tap --volume PATH --target HOST:PORT --tenant T --token-file F --name NAME
+//              [--volume PATH --name NAME ... --group G]
 //              --listen unix:SOCK|HOST:PORT --ca FILE [--state DIR] [--sync]
 // The remote tap: NBD in front of the volume, writes shipped to a target.
 #include <signal.h>
@@ -25,7 +26,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct TapArgs {
-  std::string volume, target, tenant, token_file, name, listen, ca, state_dir;
+  VolumeArgs volumes;
+  std::string target, tenant, token_file, listen, ca, state_dir;
   uint32_t block_bytes = 4096;
   unsigned connect_timeout_s = 60;
   uint64_t max_queue_mib = 256, max_spill_mib = 4096;
@@ -74,7 +76,8 @@ std::string DefaultStateDir(const std::string& name) {
 }
 
 nlohmann::json StatusJson(const capture::ShipStatus& s, const std::string& name,
-                          const std::string& listen, const capture::Tap& tap) {
+                          const std::string& group, const std::string& listen,
+                          const capture::Tap& tap) {
   auto seq = [](Seq v) { return v == kNoSeq ? nlohmann::json(nullptr) : nlohmann::json(v); };
   std::string state = tap.failure().ok() ? s.state : "error";
   nlohmann::json v = {{"name", name}, {"listen", listen}, {"state", state},
@@ -85,6 +88,7 @@ nlohmann::json StatusJson(const capture::ShipStatus& s, const std::string& name,
                       {"rpo_lag_seconds", s.rpo_lag_seconds}, {"reconnects", s.reconnects},
                       {"sent_bytes", s.sent_bytes}, {"import_bytes", s.import_bytes},
                       {"resync_bytes", s.resync_bytes}};
+  if (!group.empty()) v["group"] = group;  // the figures are the group's
   if (!s.last_error.empty()) v["last_error"] = s.last_error;
   if (!tap.failure().ok()) v["error"] = tap.failure().message();
   return v;
@@ -92,20 +96,33 @@ nlohmann::json StatusJson(const capture::ShipStatus& s, const std::string& name,
 
 int RunTap(TapArgs a) {
   auto run = [&]() -> Status {
+    BOOST_OUTCOME_TRY(names, VolumeNames(a.volumes, /*names_required=*/true));
+    const std::string& group = a.volumes.group;
     BOOST_OUTCOME_TRY(token, ReadToken(a.token_file));
-    BOOST_OUTCOME_TRY(backing, capture::Backing::Open(a.volume));
-    if (a.state_dir.empty()) a.state_dir = DefaultStateDir(a.name);
+    std::vector<std::unique_ptr<capture::Backing>> backings;
+    std::vector<const capture::Backing*> raw;
+    for (const std::string& path : a.volumes.paths) {
+      BOOST_OUTCOME_TRY(backing, capture::Backing::Open(path));
+      raw.push_back(backing.get());
+      backings.push_back(std::move(backing));
+    }
+    if (a.state_dir.empty()) a.state_dir = DefaultStateDir(group.empty() ? names[0] : group);
     BOOST_OUTCOME_TRY(lock, DaemonLock::Acquire(a.state_dir));
     BOOST_OUTCOME_TRY(tap_id, TapId(a.state_dir));
-    auto device = std::make_shared<DeferredDevice>(backing->size_bytes());
     capture::nbd::ServerOptions sopts;
     sopts.listen = a.listen;
-    sopts.exports.push_back({a.name, "tidemark protected volume (remote)", device});
+    std::vector<std::shared_ptr<DeferredDevice>> devices;
+    for (size_t i = 0; i < backings.size(); ++i) {
+      devices.push_back(std::make_shared<DeferredDevice>(backings[i]->size_bytes(), i));
+      sopts.exports.push_back({names[i], "tidemark protected volume (remote)", devices.back()});
+    }
     BOOST_OUTCOME_TRY(server, capture::nbd::Server::Start(sopts));
     struct AbortOnExit {
-      DeferredDevice* device;
-      ~AbortOnExit() { device->Abort(); }
-    } abort_on_exit{device.get()};
+      std::vector<std::shared_ptr<DeferredDevice>>* devices;
+      ~AbortOnExit() {
+        for (auto& d : *devices) d->Abort();
+      }
+    } abort_on_exit{&devices};
 
     capture::ShipOptions so;
     so.target = a.target;
@@ -113,16 +130,17 @@ int RunTap(TapArgs a) {
     so.tenant = a.tenant;
     so.token = token;
     so.tap_id = tap_id;
-    so.volume_name = a.name;
-    so.size_bytes = backing->size_bytes();
-    so.block_bytes = a.block_bytes;
+    for (size_t i = 0; i < backings.size(); ++i) {
+      so.volumes.push_back({names[i], backings[i]->size_bytes(), a.block_bytes});
+    }
+    so.group = group;
     so.state_dir = a.state_dir;
     so.sync = a.sync;
     so.max_queue_bytes = a.max_queue_mib << 20;
     so.max_spill_bytes = a.max_spill_mib << 20;
     so.bandwidth_bytes_per_s = a.bandwidth_limit;
     so.compress = !a.no_compress;
-    BOOST_OUTCOME_TRY(shipper, capture::Shipper::Start(so, backing.get()));
+    BOOST_OUTCOME_TRY(shipper, capture::Shipper::Start(so, raw));
     uint64_t last_report = 0;
     auto progress = [&](uint64_t done, uint64_t total) {
       if (done - last_report < (256u << 20) && done != total) return;
@@ -135,48 +153,57 @@ int RunTap(TapArgs a) {
       shipper->Shutdown(std::chrono::seconds(0)).IgnoreError();
       return ready.error();
     }
-    backing->DropCache();
+    for (auto& b : backings) b->DropCache();
     capture::TapOptions topts;
     topts.last_seq = ready.value().last_seq;
     topts.last_time_ns = ready.value().last_time_ns;
-    BOOST_OUTCOME_TRY(tap, capture::Tap::Create(std::move(backing), shipper.get(), topts));
+    BOOST_OUTCOME_TRY(tap, capture::Tap::Create(std::move(backings), shipper.get(), topts));
     shipper->SetTap(tap.get());
-    device->Set(tap);
+    for (auto& d : devices) d->Set(tap);
     std::string control_path = a.state_dir + "/control.sock";
     auto handler = [&](const target::ControlRequest& r) -> target::ControlResponse {
-      if (r.method == "POST" && r.target == "/v1/volumes/" + a.name + "/bookmarks") {
+      for (const std::string& name : names) {
+        // A member's bookmark is its group's: one seq of every volume.
+        if (r.method != "POST" || r.target != "/v1/volumes/" + name + "/bookmarks") continue;
         if (!r.body.is_object() || !r.body.contains("name") || !r.body["name"].is_string()) {
           return target::ErrorResponse(Status::InvalidArgument("body needs {\"name\": string}"));
         }
         auto b = shipper->AddBookmark(r.body["name"].get<std::string>(), tap->last_seq());
         if (!b) return target::ErrorResponse(b.error());
         nlohmann::json out = PointJson({b.value().seq, b.value().time_ns});
-        out["volume"] = a.name;
+        out["volume"] = name;
+        if (!group.empty()) out["group"] = group;
         out["name"] = b.value().name;
         return {200, out, {}, {}};
       }
       if (r.method == "GET" && r.target == "/v1/status") {
-        return {200,
-                {{"volumes", nlohmann::json::array(
-                                 {StatusJson(shipper->status(), a.name, server->address(), *tap)})}},
-                {},
-                {}};
+        nlohmann::json vols = nlohmann::json::array();
+        const capture::ShipStatus st = shipper->status();
+        for (const std::string& name : names) {
+          vols.push_back(StatusJson(st, name, group, server->address(), *tap));
+        }
+        return {200, {{"volumes", vols}}, {}, {}};
       }
       return target::ErrorResponse(Status::NotFound("no route " + r.method + " " + r.target));
     };
     BOOST_OUTCOME_TRY(control, target::ControlServer::Start(control_path, handler));
-    TM_RETURN_IF_ERROR(lock->Publish({{"pid", getpid()},
-                                      {"control", fs::absolute(control_path)},
-                                      {"listen", server->address()},
-                                      {"volume", a.name},
-                                      {"target", a.target},
-                                      {"path", fs::absolute(a.volume)}}));
+    nlohmann::json paths = nlohmann::json::array();
+    for (const std::string& p : a.volumes.paths) paths.push_back(fs::absolute(p));
+    nlohmann::json record = {{"pid", getpid()},         {"control", fs::absolute(control_path)},
+                             {"listen", server->address()}, {"volume", names[0]},
+                             {"volumes", names},        {"target", a.target},
+                             {"path", paths[0]},        {"paths", paths}};
+    if (!group.empty()) record["group"] = group;
+    TM_RETURN_IF_ERROR(lock->Publish(record));
     g_server = server.get();
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
-    std::printf("tapping %s (%s) at %s; shipping to %s as tenant %s from seq %llu\n",
-                a.name.c_str(), a.volume.c_str(), server->address().c_str(), a.target.c_str(),
-                a.tenant.c_str(), static_cast<unsigned long long>(topts.last_seq));
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::printf("tapping %s (%s)%s at %s; shipping to %s as tenant %s from seq %llu\n",
+                  names[i].c_str(), a.volumes.paths[i].c_str(),
+                  group.empty() ? "" : (" in group " + group).c_str(), server->address().c_str(),
+                  a.target.c_str(), a.tenant.c_str(), static_cast<unsigned long long>(topts.last_seq));
+    }
     std::fflush(stdout);
     server->Wait();
     server->Stop();
@@ -184,7 +211,7 @@ int RunTap(TapArgs a) {
     control->Stop();
     Status s = tap->Shutdown();
     Status drained = shipper->Shutdown(std::chrono::seconds(30));
-    std::printf("stopped %s at seq %llu\n", a.name.c_str(),
+    std::printf("stopped %s at seq %llu\n", group.empty() ? names[0].c_str() : group.c_str(),
                 static_cast<unsigned long long>(tap->last_seq()));
     return s.ok() ? drained : s;
   };
@@ -198,11 +225,17 @@ void AddTapCommand(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<TapArgs>();
   CLI::App* cmd = app.add_subcommand(
       "tap", "serve a volume over NBD and ship every write to a remote target");
-  cmd->add_option("--volume", a->volume, "file or block device to protect")->required();
+  cmd->add_option("--volume", a->volumes.paths,
+                  "file or block device to protect (repeat with --group for a consistency "
+                  "group)")
+      ->required();
   cmd->add_option("--target", a->target, "HOST:PORT of `tidemark target serve`")->required();
   cmd->add_option("--tenant", a->tenant, "tenant name on the target")->required();
   cmd->add_option("--token-file", a->token_file, "file holding the tenant's token")->required();
-  cmd->add_option("--name", a->name, "volume name on the target")->required();
+  cmd->add_option("--name", a->volumes.names, "volume name on the target; one per --volume")
+      ->required();
+  cmd->add_option("--group", a->volumes.group,
+                  "consistency group of the volumes: one seq space, group bookmarks and restores");
   cmd->add_option("--listen", a->listen, "unix:SOCKET or HOST:PORT for NBD clients")->required();
   cmd->add_option("--ca", a->ca, "the target's CA certificate (ca.crt from `target init`)")
       ->required();

@@ -66,4 +66,31 @@ std::optional<nlohmann::json> RunningDaemon(const std::string& dir) {
   return ReadRecord(dir);
 }
 
+Result<std::vector<std::string>> VolumeNames(const VolumeArgs& a, bool names_required) {
+  if (a.paths.empty()) return Status::InvalidArgument("--volume is required");
+  if (a.paths.size() > 1 && a.group.empty()) {
+    return Status::InvalidArgument("several --volume are one consistency group: name it with "
+                                   "--group G");
+  }
+  if ((names_required || !a.names.empty()) && a.names.size() != a.paths.size()) {
+    return Status::InvalidArgument("give one --name per --volume (" +
+                                   std::to_string(a.paths.size()) + " volumes, " +
+                                   std::to_string(a.names.size()) + " names)");
+  }
+  std::vector<std::string> names = a.names;
+  if (names.empty()) {
+    for (const std::string& p : a.paths) {
+      names.push_back(std::filesystem::path(p).filename().string());
+    }
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    for (size_t k = 0; k < i; ++k) {
+      if (names[i] == names[k]) {
+        return Status::InvalidArgument("volume name " + names[i] + " is given twice");
+      }
+    }
+  }
+  return names;
+}
+
 }  // namespace tidemark::tools

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tidemark/journal/status.h"
 
@@ -29,5 +30,17 @@ class DaemonLock {
 
 // The record of the daemon running on DIR, when one holds its lock.
 std::optional<nlohmann::json> RunningDaemon(const std::string& dir);
+
+// The volumes a daemon (`protect`, `tap`) serves: --volume PATH and --name
+// NAME repeated, the i-th name for the i-th volume; several volumes are one
+// consistency group and need --group G (DESIGN.md decision 3).
+struct VolumeArgs {
+  std::vector<std::string> paths, names;
+  std::string group;
+};
+// The volumes' names (without --name: the files' base names, unless
+// names_required); kInvalidArgument for a count mismatch, duplicates, or
+// several volumes without --group.
+Result<std::vector<std::string>> VolumeNames(const VolumeArgs& a, bool names_required);
 
 }  // namespace tidemark::tools

@@ -15,7 +15,9 @@ namespace tidemark::tools {
 // --listen fails before the journal is touched, and early clients wait.
 class DeferredDevice : public capture::nbd::BlockDevice {
  public:
-  explicit DeferredDevice(uint64_t size_bytes) : size_bytes_(size_bytes) {}
+  // `member`: the volume's index in the tap's group.
+  explicit DeferredDevice(uint64_t size_bytes, uint32_t member = 0)
+      : size_bytes_(size_bytes), member_(member) {}
   uint64_t size_bytes() const override { return size_bytes_; }
   void Submit(capture::nbd::Request request, capture::nbd::ReplyFn reply) override {
     std::shared_ptr<capture::Tap> tap;
@@ -30,7 +32,7 @@ class DeferredDevice : public capture::nbd::BlockDevice {
       reply(std::move(r));
       return;
     }
-    tap->Submit(std::move(request), std::move(reply));
+    tap->Submit(member_, std::move(request), std::move(reply));
   }
   void Set(std::shared_ptr<capture::Tap> tap) {
     {
@@ -50,6 +52,7 @@ class DeferredDevice : public capture::nbd::BlockDevice {
 
  private:
   uint64_t size_bytes_;
+  uint32_t member_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::shared_ptr<capture::Tap> tap_;

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tidemark/capture/tap.h"
 #include "tidemark/journal/status.h"
@@ -28,9 +29,15 @@ struct ShipOptions {
   std::string tenant;
   std::string token;        // never logged
   std::string tap_id;       // stable across restarts of this tap
-  std::string volume_name;
-  uint64_t size_bytes = 0;
-  uint32_t block_bytes = 4096;
+  // The volumes shipped: one, or a consistency group's members in member
+  // order (one seq space; DESIGN.md decision 3).
+  struct Volume {
+    std::string name;
+    uint64_t size_bytes = 0;
+    uint32_t block_bytes = 4096;
+  };
+  std::vector<Volume> volumes;
+  std::string group;        // the group's name; empty for a single volume
   std::string state_dir;    // activity log (created if missing)
   uint64_t max_queue_bytes = 256ull << 20;  // unacknowledged write data kept in memory
   uint64_t max_spill_bytes = 4ull << 30;    // ... then in STATE/spill (disk)
@@ -61,10 +68,12 @@ struct ShipStatus {
 
 class Shipper : public Recorder {
  public:
-  // Opens the activity log in options.state_dir and starts the connection
-  // thread. `backing` (the volume) is read for the initial sync and the
-  // activity log's resend; it must outlive the Shipper.
-  static Result<std::unique_ptr<Shipper>> Start(ShipOptions options, const Backing* backing);
+  // Opens the activity logs in options.state_dir and starts the connection
+  // thread. `backings` (the volumes, in options.volumes order) are read for
+  // the initial sync and the activity log's resend; they must outlive the
+  // Shipper.
+  static Result<std::unique_ptr<Shipper>> Start(ShipOptions options,
+                                                std::vector<const Backing*> backings);
   ~Shipper() override;
 
   // Waits until the target holds the volume's seq 0 (running the initial
@@ -81,12 +90,12 @@ class Shipper : public Recorder {
                           std::function<void(uint64_t done, uint64_t total)> progress = {});
 
   // Recorder
-  Status Record(const TapWrite& write) override;
+  Status Record(uint32_t member, const TapWrite& write) override;
   Status MarkFlush(Seq seq, TimeNs time_ns) override;
   Status Commit() override;
   Status Sync() override;
   Status Checkpoint(Seq seq) override;
-  Status RecordRefresh(Seq seq, TimeNs time_ns, uint64_t offset_bytes,
+  Status RecordRefresh(uint32_t member, Seq seq, TimeNs time_ns, uint64_t offset_bytes,
                        uint32_t length_bytes) override;
   void Applied(Seq seq) override;
 

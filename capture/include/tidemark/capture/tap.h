@@ -17,6 +17,11 @@
 // recorder could lose in a process crash, and a read sees every write
 // answered before it.
 //
+// A tap serves one volume or a consistency group of several (DESIGN.md
+// decision 3): the members share one seq space and one writer, so that a
+// seq is a point of all of them; each member is its own NBD export
+// (Member(i)) over its own backing.
+//
 // Thread-safety: Submit() from any connection thread; the rest from one.
 #pragma once
 
@@ -24,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tidemark/capture/nbd.h"
 #include "tidemark/journal/status.h"
@@ -39,21 +45,22 @@ using TapWrite = ::tidemark::WriteOp;
 class Recorder {
  public:
   virtual ~Recorder() = default;
-  virtual Status Record(const TapWrite& write) = 0;
+  // `member`: the volume's index in the tap's group (0 for a single volume).
+  virtual Status Record(uint32_t member, const TapWrite& write) = 0;
   // A FLUSH covering everything up to `seq`.
   virtual Status MarkFlush(Seq seq, TimeNs time_ns) = 0;
   // Everything recorded so far survives a process crash once this returns.
   virtual Status Commit() = 0;
   // ... and a power cut.
   virtual Status Sync() = 0;
-  // Every seq up to `seq` is on the synced backing.
+  // Every seq up to `seq` is on the synced backings (of every member).
   virtual Status Checkpoint(Seq seq) = 0;
   // A seq taken by Tap::SubmitRefresh for [offset, offset+length): the
   // recorder reads those bytes from the backing itself once Applied() has
   // reached `seq` (so they hold every write before it).
-  virtual Status RecordRefresh(Seq seq, TimeNs time_ns, uint64_t offset_bytes,
+  virtual Status RecordRefresh(uint32_t member, Seq seq, TimeNs time_ns, uint64_t offset_bytes,
                                uint32_t length_bytes) {
-    (void)seq, (void)time_ns, (void)offset_bytes, (void)length_bytes;
+    (void)member, (void)seq, (void)time_ns, (void)offset_bytes, (void)length_bytes;
     return Status::NotSupported("this recorder takes no refreshes");
   }
   // Every seq up to `seq` is on the backing (written, not synced).
@@ -105,22 +112,31 @@ struct TapOptions {
   std::chrono::milliseconds checkpoint_interval{5000};
 };
 
-class Tap : public nbd::BlockDevice {
+class Tap : public nbd::BlockDevice, public std::enable_shared_from_this<Tap> {
  public:
   static Result<std::shared_ptr<Tap>> Create(std::unique_ptr<Backing> backing,
                                              Recorder* recorder, TapOptions options);
+  // A group: one backing per member, in member order (at least one).
+  static Result<std::shared_ptr<Tap>> Create(std::vector<std::unique_ptr<Backing>> backings,
+                                             Recorder* recorder, TapOptions options);
   ~Tap() override;
 
+  // The tap itself is member 0's device.
   uint64_t size_bytes() const override;
   bool supports_block_status() const override { return true; }
   void Submit(nbd::Request request, nbd::ReplyFn reply) override;
+
+  size_t members() const;
+  // Member i's device (it keeps the tap alive); i < members().
+  std::shared_ptr<nbd::BlockDevice> Member(size_t i);
+  void Submit(uint32_t member, nbd::Request request, nbd::ReplyFn reply);
 
   // Takes a seq, in receipt order with the writes, whose content is the
   // backing's bytes of the range as the recorder reads them after every
   // earlier seq reached the backing (Recorder::RecordRefresh). A remote
   // tap's resync from its dirty bitmap uses it: the bytes it ships are then
   // ordered with the writes around them. Nothing is written to the backing.
-  void SubmitRefresh(uint64_t offset_bytes, uint32_t length_bytes);
+  void SubmitRefresh(uint32_t member, uint64_t offset_bytes, uint32_t length_bytes);
   // Drains the queue, syncs the backing and the recorder, checkpoints, and
   // stops the writer thread. Later writes are refused.
   Status Shutdown();

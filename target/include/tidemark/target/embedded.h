@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "tidemark/capture/tap.h"
 #include "tidemark/journal/journal.h"
@@ -17,11 +18,15 @@ namespace tidemark::target {
 
 class EmbeddedTarget : public capture::Recorder {
  public:
-  // `journal` must outlive this object.
-  EmbeddedTarget(journal::Journal* journal, uint32_t volume) : journal_(journal), volume_(volume) {}
+  // `journal` must outlive this object. `volumes`: the journal's volume ids
+  // of the tap's members, in member order (one seq space).
+  EmbeddedTarget(journal::Journal* journal, uint32_t volume)
+      : journal_(journal), volumes_{volume} {}
+  EmbeddedTarget(journal::Journal* journal, std::vector<uint32_t> volumes)
+      : journal_(journal), volumes_(std::move(volumes)) {}
 
   // Recorder
-  Status Record(const capture::TapWrite& write) override;
+  Status Record(uint32_t member, const capture::TapWrite& write) override;
   Status MarkFlush(Seq seq, TimeNs time_ns) override;
   Status Commit() override;
   Status Sync() override;
@@ -35,7 +40,7 @@ class EmbeddedTarget : public capture::Recorder {
  private:
   std::mutex mu_;
   journal::Journal* journal_;
-  uint32_t volume_;
+  std::vector<uint32_t> volumes_;
 };
 
 // Makes the journal's volume `name` ready to protect `backing`:
@@ -49,5 +54,16 @@ class EmbeddedTarget : public capture::Recorder {
 Result<journal::VolumeInfo> PrepareVolume(journal::Journal& journal, const std::string& name,
                                           capture::Backing& backing, uint32_t block_bytes,
                                           uint64_t* replayed_bytes);
+
+// The same for a consistency group: `names[i]` is protected by
+// `backings[i]`. A new group is created with every volume, and their images
+// imported in member order (a creation interrupted between imports goes on
+// where it stopped); an existing one must have exactly these volumes, in
+// this order, with these sizes (kInvalidArgument naming the difference).
+// None of the names may be a volume outside the group.
+Result<std::vector<journal::VolumeInfo>> PrepareGroup(
+    journal::Journal& journal, const std::string& group, const std::vector<std::string>& names,
+    const std::vector<capture::Backing*>& backings, uint32_t block_bytes,
+    uint64_t* replayed_bytes);
 
 }  // namespace tidemark::target

@@ -72,6 +72,8 @@ class RemoteClient {
 
   // The volume's geometry from GET /v1/volumes (kNotFound "no volume 'X'").
   Result<journal::VolumeInfo> FindVolume(std::string_view volume);
+  // The tenant's group's volumes, in member order; kNotFound when none.
+  Result<journal::GroupInfo> FindGroup(std::string_view group);
 
   struct Impl;
 
