@@ -82,6 +82,8 @@ class ApiRoutes {
   explicit ApiRoutes(TargetServer::Impl* server);
   ~ApiRoutes();
   ApiReply Handle(const ApiRequest& req);
+  // Most block bytes one GET .../read answers.
+  static constexpr uint64_t kMaxReadBytes = 32 << 20;
 
  private:
   // readers_.With(), but "volume 'VOLUME' not found" when the tenant has no
@@ -92,6 +94,8 @@ class ApiRoutes {
   ApiReply Resolve(const ApiRequest& req, const std::string& volume);
   ApiReply Bookmark(const ApiRequest& req, const std::string& volume);
   ApiReply Blocks(const ApiRequest& req, const std::string& volume);
+  // GET .../read (remote_read.cc): random access to a point's blocks.
+  ApiReply Read(const ApiRequest& req, const std::string& volume);
   ApiReply Volumes(const ApiRequest& req);
   ApiReply ServerStatus(const ApiRequest& req);
   ApiReply Metrics();

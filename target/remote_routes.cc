@@ -78,6 +78,7 @@ ApiReply ApiRoutes::Handle(const ApiRequest& req) {
     if (seg.size() == 4 && seg[1] == "volumes") {
       if (get && seg[3] == "points") return Points(req, seg[2]);
       if (get && seg[3] == "blocks") return Blocks(req, seg[2]);
+      if (get && seg[3] == "read") return Read(req, seg[2]);
       if (post && seg[3] == "resolve") return Resolve(req, seg[2]);
       if (post && seg[3] == "bookmarks") return Bookmark(req, seg[2]);
     }

@@ -61,6 +61,12 @@ Result<std::unique_ptr<journal::Journal>> TenantReaders::OpenFresh(
 
 Status TenantReaders::With(const std::string& tenant,
                            const std::function<Status(const journal::Journal&)>& fn) {
+  return WithCurrent(tenant, nullptr, fn);
+}
+
+Status TenantReaders::WithCurrent(const std::string& tenant,
+                                  const std::function<bool(const journal::Journal&)>& current,
+                                  const std::function<Status(const journal::Journal&)>& fn) {
   const std::string dir = JournalDir(tenant);
   if (!HasJournal(tenant)) return Status::NotFound("tenant " + tenant + " has no journal yet");
   std::shared_ptr<Reader> r;
@@ -72,7 +78,7 @@ Status TenantReaders::With(const std::string& tenant,
   }
   std::lock_guard lock(r->mu);
   for (int attempt = 0;; ++attempt) {
-    if (r->journal && attempt == 0) {
+    if (r->journal && attempt == 0 && !(current && current(*r->journal))) {
       if (r->follows) {
         if (!r->journal->CatchUp().ok()) r->journal.reset();
       } else if (Fingerprint(dir) != r->fingerprint) {

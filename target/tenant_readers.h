@@ -40,6 +40,14 @@ class TenantReaders {
   // Journal::Open; fn's.
   Status With(const std::string& tenant, const std::function<Status(const journal::Journal&)>& fn);
 
+  // With(), but the cached reader is used as it is, without catching up,
+  // when `current` says it already holds what fn needs (a point's bytes
+  // never change: a reader that has the seq serves it). `current` runs
+  // under the reader's lock.
+  Status WithCurrent(const std::string& tenant,
+                     const std::function<bool(const journal::Journal&)>& current,
+                     const std::function<Status(const journal::Journal&)>& fn);
+
   // A reader of the caller's own, current as of now: for a long scan that
   // must not hold the cached one.
   Result<std::unique_ptr<journal::Journal>> OpenFresh(const std::string& tenant) const;

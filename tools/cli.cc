@@ -97,6 +97,28 @@ Result<std::unique_ptr<target::RemoteClient>> RemoteArgs::Client() const {
   return target::RemoteClient::Create(o);
 }
 
+Result<journal::Point> RemoteResolve(target::RemoteClient& client, const std::string& volume,
+                                     const journal::PointSpec& spec) {
+  nlohmann::json body;
+  switch (spec.kind) {
+    case journal::PointSpec::Kind::kLatest: body = {{"latest", true}}; break;
+    case journal::PointSpec::Kind::kSeq: body = {{"seq", spec.seq}}; break;
+    case journal::PointSpec::Kind::kBookmark: body = {{"bookmark", spec.bookmark}}; break;
+    case journal::PointSpec::Kind::kTime: body = {{"at", FormatTime(spec.time_ns)}}; break;
+  }
+  BOOST_OUTCOME_TRY(p, client.Call("POST", target::RemoteClient::VolumePath(volume, "resolve"),
+                                   body));
+  if (!p.is_object() || !p.contains("seq") || !p["seq"].is_number_unsigned() ||
+      !p.contains("time") || !p["time"].is_string()) {
+    return Status::IOError("the target's resolve answer is not a point: " + p.dump());
+  }
+  journal::Point point;
+  point.seq = p["seq"].get<Seq>();
+  BOOST_OUTCOME_TRY(t, ParseTime(p["time"].get<std::string>(), NowNs()));
+  point.time_ns = t;
+  return point;
+}
+
 nlohmann::json PointJson(const journal::Point& p) {
   return {{"seq", p.seq}, {"time", FormatTime(p.time_ns)}};
 }

@@ -52,6 +52,11 @@ struct RemoteArgs {
   Result<std::unique_ptr<target::RemoteClient>> Client() const;
 };
 
+// POST .../resolve on a target: the point `spec` names there (a relative
+// --at is made absolute by this machine's clock first, as --journal does).
+Result<journal::Point> RemoteResolve(target::RemoteClient& client, const std::string& volume,
+                                     const journal::PointSpec& spec);
+
 nlohmann::json PointJson(const journal::Point& p);
 std::string HumanBytes(uint64_t bytes);
 
@@ -67,5 +72,6 @@ void AddTenantCommand(CLI::App& app, int* exit_code);
 void AddTargetServeCommand(CLI::App* target, int* exit_code);  // target serve
 void AddTapCommand(CLI::App& app, int* exit_code);
 void AddStatusCommand(CLI::App& app, int* exit_code);
+void AddMountCommand(CLI::App& app, int* exit_code);
 
 }  // namespace tidemark::tools

@@ -15,6 +15,7 @@
 // are independent. One process may open a directory for writing at a time.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -94,6 +95,13 @@ struct PointSpec {
   TimeNs time_ns = 0;
   std::string bookmark;
 };
+
+// What a block of a point holds, without its bytes (for the BLOCK_STATUS
+// of virtual snapshots): kZero when it reads as zeros without stored bytes (no
+// version at or before the point, a zero version, or inside a TRIM /
+// WRITE_ZEROES range), kData when a version with bytes is stored (those
+// bytes may still be zeros).
+enum class BlockState : uint8_t { kData = 0, kZero = 1 };
 
 // Receives a block's bytes at a point (block_bytes long; the last block of a
 // volume whose size is not a multiple of the block size is still full-size).
@@ -229,6 +237,14 @@ class Journal {
   // Reads block `block` as it was at `seq` into out (block_bytes). A block
   // whose stored CRC does not match is kCorruption naming volume, block, seq.
   Status ReadBlock(uint32_t volume, uint64_t block, Seq seq, char* out) const;
+  // Reads blocks [first_block, first_block + count) as they were at `seq`
+  // with one RocksDB iterator: their bytes into `out` (count * block_bytes)
+  // unless it is null, their states into `states` (count entries) unless it
+  // is null. With `out` null no value is decompressed or checked, so a
+  // damaged block is still kData. kInvalidArgument when the range is empty
+  // or passes the volume's end; kCorruption as ReadBlock.
+  Status ReadBlocks(uint32_t volume, uint64_t first_block, uint32_t count, Seq seq, char* out,
+                    BlockState* states) const;
   // Calls fn, in block order, for every block that is not all zeros at seq.
   Status ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const;
   // Byte extents written, trimmed or zeroed by seqs in (after, upto] of the

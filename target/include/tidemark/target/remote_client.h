@@ -67,6 +67,16 @@ class RemoteClient {
   // stops the stream and is returned. Errors as Call's.
   Status StreamBlocks(const journal::VolumeInfo& volume, Seq seq, const journal::BlockFn& fn);
 
+  // GET /v1/volumes/VOLUME/read?seq=SEQ&block=B&count=C: blocks
+  // [first_block, first_block + count) of `volume` at `seq` (a point, as
+  // resolve answers), with the contract of journal::Journal::ReadBlocks:
+  // bytes into `out` unless null, states into `states` unless null. At
+  // most 32 MiB of blocks per call. An answer whose length or CRC32C does
+  // not check is kCorruption; a seq that is not a point kInvalidArgument;
+  // other errors as Call's (another tenant's volume is kNotFound).
+  Status ReadBlocks(const journal::VolumeInfo& volume, Seq seq, uint64_t first_block,
+                    uint32_t count, char* out, journal::BlockState* states);
+
   // "/v1/volumes/" + the percent-escaped volume name + "/" + what.
   static std::string VolumePath(std::string_view volume, std::string_view what);
 

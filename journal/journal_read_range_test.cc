@@ -1,0 +1,113 @@
+// Journal::ReadBlocks against ReadBlock: the same bytes for every range at
+// every seq, states that agree with them, and its argument errors.
+#include <random>
+
+#include "journal_test_util.h"
+
+namespace tidemark::journal {
+namespace {
+
+using namespace testing_util;  // NOLINT
+
+class ReadBlocksTest : public JournalTest {
+ protected:
+  // Checks ReadBlocks(first, count) at seq against the image from ReadBlock.
+  void CheckRange(uint32_t vol, Seq seq, const std::string& image, uint64_t first,
+                  uint32_t count) {
+    std::string got(static_cast<size_t>(count) * kBs, 'x');
+    std::vector<BlockState> states(count, BlockState::kData);
+    ASSERT_OK(j_->ReadBlocks(vol, first, count, seq, got.data(), states.data()));
+    EXPECT_BYTES_EQ(got, image.substr(first * kBs, count * kBs))
+        << "blocks " << first << "+" << count << " at seq " << seq;
+    std::vector<BlockState> only(count, BlockState::kData);
+    ASSERT_OK(j_->ReadBlocks(vol, first, count, seq, nullptr, only.data()));
+    EXPECT_EQ(only, states) << "states without bytes, blocks " << first << "+" << count;
+    const std::string zero(kBs, '\0');
+    for (uint32_t i = 0; i < count; ++i) {
+      if (states[i] == BlockState::kZero) {
+        EXPECT_EQ(got.substr(i * kBs, kBs), zero) << "kZero block " << first + i << " has bytes";
+      }
+    }
+  }
+};
+
+TEST_F(ReadBlocksTest, AgreesWithReadBlockAtEverySeq) {
+  Reopen();
+  const uint64_t blocks = 96;
+  uint32_t vol = NewVolume(blocks * kBs);
+  std::mt19937_64 rng(42);
+  Seq seq = 0;
+  ASSERT_OK(Write(vol, seq++, 0, Pattern(16 * kBs, 1)));
+  for (; seq < 120; ++seq) {
+    const uint64_t off = rng() % (blocks * 8) * 512;
+    const uint64_t max_len = blocks * kBs - off;
+    uint64_t len = std::min<uint64_t>((rng() % 24 + 1) * 512, max_len);
+    switch (rng() % 6) {
+      case 0:
+        ASSERT_OK(Zero(vol, seq, off, len, OpKind::kTrim));
+        break;
+      case 1:
+        ASSERT_OK(Zero(vol, seq, off, len, OpKind::kWriteZeroes));
+        break;
+      case 2:
+        ASSERT_OK(Write(vol, seq, off, std::string(len, '\0')));  // data that is zeros
+        break;
+      case 3:
+        ASSERT_OK(Write(vol, seq, 5 * kBs, Pattern(kBs, seq)));  // a block with many versions
+        break;
+      default:
+        ASSERT_OK(Write(vol, seq, off, Pattern(len, seq)));
+    }
+    if (seq % 10 == 0) {
+      ASSERT_OK(j_->Commit());
+    }
+  }
+  ASSERT_OK(j_->Commit());
+  for (Seq at : {Seq{0}, Seq{1}, Seq{7}, Seq{30}, Seq{64}, Seq{90}, Seq{119}}) {
+    const std::string image = Image(vol, at);
+    for (uint32_t count : {1u, 2u, 4u, 5u, 17u, 96u}) {
+      for (uint64_t first = 0; first + count <= blocks; first += count + 3) {
+        CheckRange(vol, at, image, first, count);
+      }
+    }
+  }
+}
+
+TEST_F(ReadBlocksTest, StatesOfHolesZeroVersionsRangesAndData) {
+  Reopen();
+  uint32_t vol = NewVolume(32 * kBs);
+  ASSERT_OK(Write(vol, 0, 0, Pattern(8 * kBs, 3)));            // blocks 0-7 data
+  ASSERT_OK(Write(vol, 1, 2 * kBs, std::string(kBs, '\0')));    // block 2: a zero version
+  ASSERT_OK(Zero(vol, 2, 4 * kBs, 2 * kBs));                    // blocks 4-5: a trim range
+  ASSERT_OK(Write(vol, 3, 5 * kBs, Pattern(kBs, 4)));           // block 5 data again
+  ASSERT_OK(j_->Commit());
+  std::vector<BlockState> s(12);
+  ASSERT_OK(j_->ReadBlocks(vol, 0, 12, 3, nullptr, s.data()));
+  using B = BlockState;
+  EXPECT_EQ(s, (std::vector<B>{B::kData, B::kData, B::kZero, B::kData, B::kZero, B::kData,
+                               B::kData, B::kData, B::kZero, B::kZero, B::kZero, B::kZero}));
+  ASSERT_OK(j_->ReadBlocks(vol, 0, 12, 0, nullptr, s.data()));  // at seq 0: 0-7 data
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(s[i], i < 8 ? B::kData : B::kZero) << i;
+  // Single-block seeks give the same answers.
+  for (uint64_t b = 0; b < 12; ++b) {
+    B one;
+    ASSERT_OK(j_->ReadBlocks(vol, b, 1, 2, nullptr, &one));
+    EXPECT_EQ(one, (b < 8 && b != 2 && b != 4 && b != 5) ? B::kData : B::kZero) << b;
+  }
+}
+
+TEST_F(ReadBlocksTest, RangeErrors) {
+  Reopen();
+  uint32_t vol = NewVolume(8 * kBs);
+  ASSERT_OK(Write(vol, 0, 0, Pattern(kBs, 1)));
+  ASSERT_OK(j_->Commit());
+  std::string buf(16 * kBs, '\0');
+  EXPECT_CODE(j_->ReadBlocks(vol, 0, 0, 0, buf.data(), nullptr), Code::kInvalidArgument);
+  EXPECT_CODE(j_->ReadBlocks(vol, 7, 2, 0, buf.data(), nullptr), Code::kInvalidArgument);
+  EXPECT_CODE(j_->ReadBlocks(vol, 8, 1, 0, buf.data(), nullptr), Code::kInvalidArgument);
+  EXPECT_CODE(j_->ReadBlocks(vol + 100, 0, 1, 0, buf.data(), nullptr), Code::kNotFound);
+  EXPECT_OK(j_->ReadBlocks(vol, 0, 8, 0, nullptr, nullptr));
+}
+
+}  // namespace
+}  // namespace tidemark::journal

@@ -1,0 +1,46 @@
+# tests/lib/mount.sh: helpers for tests of `tidemark mount` (source after functions.sh and
+# lib/protect.sh).
+#
+#   start_mount SOCK ARG...   `tidemark mount ARG... --listen unix:SOCK` in the background;
+#                             waits for its "mounted ..." line; sets $mount_pid, $mount_out,
+#                             $mount_err. Killed on exit (cleanup_fn).
+#   stop_mount                SIGTERM, wait; fails unless it exits 0 and prints "unmounted ..."
+
+_mount_n=0
+start_mount() {
+    local sock=$1 i
+    shift
+    _mount_n=$((_mount_n + 1))
+    mount_out=$tmp/mount.$_mount_n.out
+    mount_err=$tmp/mount.$_mount_n.err
+    : >"$mount_out"
+    : >"$mount_err"
+    "$TIDEMARK" mount "$@" --listen "unix:$sock" >"$mount_out" 2>"$mount_err" &
+    mount_pid=$!
+    cleanup_fn kill_quiet -9 "$mount_pid"
+    for ((i = 0; i < 300; i++)); do
+        if grep -qE '^(mounted |\{.*"listen")' "$mount_out"; then
+            [ -S "$sock" ] || fail "mount printed its ready line but $sock is not a socket"
+            return 0
+        fi
+        if ! kill -0 "$mount_pid" 2>/dev/null; then
+            cat "$mount_out" "$mount_err" >&2
+            fail "mount exited before it was ready: $*"
+        fi
+        sleep 0.1
+    done
+    cat "$mount_out" "$mount_err" >&2
+    fail "mount did not print its ready line within 30 s"
+}
+
+stop_mount() {
+    local rc=0
+    kill -TERM "$mount_pid"
+    wait "$mount_pid" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        cat "$mount_out" "$mount_err" >&2
+        fail "mount exited with $rc on SIGTERM"
+    fi
+    grep -qE '^(unmounted |\{.*"stopped")' "$mount_out" ||
+        { cat "$mount_out" >&2; fail "mount did not print its final line"; }
+}
