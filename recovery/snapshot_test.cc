@@ -200,7 +200,7 @@ TEST(Snapshot, ManyClientsAtOnce) {
 
 TEST(Snapshot, ReaderErrorsAndBadOptions) {
   SnapshotOptions o;
-  o.volume = {0, 0, "v", kBlocks * kBs, kBs};
+  o.volume = {0, 0, "v", kBlocks * kBs, kBs, "", 0};
   auto failing = []() -> Result<BlockReadFn> { return Status::NotFound("no journal"); };
   EXPECT_EQ(SnapshotDevice::Open(o, failing).error().code(), Code::kNotFound);
   o.readers = 0;
