@@ -213,6 +213,7 @@ ShipStatus Shipper::status() const {
   s.sent_bytes = in.sent_bytes;
   s.import_bytes = in.import_bytes;
   s.resync_bytes = in.resync_bytes;
+  s.resync_skipped_bytes = in.resync_skipped_bytes;
   s.last_error = in.last_error;
   return s;
 }

@@ -110,6 +110,30 @@ asio::awaitable<Status> Shipper::Impl::Import(Stream& s, wire::FrameReader& r, u
 // They go between UNORDERED markers: the points between them are not
 // offered (the target records the interval; docs/format-journal.md).
 
+// HASH_REQUEST frames for a resync's pieces, contiguous pieces of a volume
+// merged up to 16 MiB a request.
+asio::awaitable<Status> Shipper::Impl::RequestHashes(Stream& s, const std::vector<DirtyRun>& runs,
+                                                     Seq seq) {
+  constexpr uint64_t kMaxRequestBytes = 16 << 20;
+  size_t i = 0;
+  while (i < runs.size()) {
+    const uint16_t v = runs[i].volume;
+    const uint64_t bs = o.volumes[v].block_bytes;
+    const uint64_t from = runs[i].extent.offset_bytes;
+    uint64_t to = runs[i].extent.end_bytes();
+    for (++i; i < runs.size() && runs[i].volume == v && runs[i].extent.offset_bytes == to &&
+              runs[i].extent.end_bytes() - from <= kMaxRequestBytes;
+         ++i) {
+      to = runs[i].extent.end_bytes();
+    }
+    wire::BlockHashes req{v, static_cast<uint32_t>((to - from + bs - 1) / bs), seq, from, {}};
+    std::string payload = wire::EncodeBlockHashes(req);
+    Status ws = co_await WriteFrame(s, wire::FrameType::kHashRequest, payload);
+    if (!ws.ok()) co_return ws;
+  }
+  co_return Status::Ok();
+}
+
 asio::awaitable<Status> Shipper::Impl::Receive(Stream& s, wire::FrameReader& r) {
   for (;;) {
     auto f = co_await ReadFrame(s, r);
@@ -148,6 +172,16 @@ asio::awaitable<Status> Shipper::Impl::Receive(Stream& s, wire::FrameReader& r) 
           }
         }
         OnAckLocked();
+        break;
+      }
+      case wire::FrameType::kHashes: {
+        auto h = wire::DecodeBlockHashes(f.value().payload, /*with_hashes=*/true);
+        if (!h) co_return h.error();
+        std::lock_guard lock(mu);
+        if (hash_seq != kNoSeq && h.value().seq == hash_seq) {
+          target_hashes[{h.value().volume, h.value().offset_bytes}] = std::move(h.value());
+        }
+        send_signal->cancel();  // refreshes waiting for them may go
         break;
       }
       case wire::FrameType::kPong: break;
@@ -244,6 +278,8 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
   auto welcome = wire::DecodeWelcome(wf.value().payload);
   if (!welcome) co_return welcome.error();
   Seq durable = welcome.value().durable_seq;
+  const auto& feats = welcome.value().features;
+  const bool hashes = std::find(feats.begin(), feats.end(), wire::kFeatureBlockHashes) != feats.end();
   if (welcome.value().volumes.size() != o.volumes.size()) {
     co_return Status::Corruption("WELCOME does not list the volumes HELLO named");
   }
@@ -289,13 +325,33 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     ready = true;
     if (newest_acked_ns == 0) newest_acked_ns = now;  // RPO lag counts from here until an ack
   }
+  std::vector<DirtyRun> rehash;  // a resync's pieces whose hashes a lost connection owed
+  Seq rehash_seq = kNoSeq;
   {
     std::lock_guard lock(mu);
     connected = true;
-    state = "protected";
+    state = resyncing ? "resync" : "protected";
     sent = 0;
+    hash_feature = hashes;
+    if (hash_seq != kNoSeq && !hashes) {
+      hash_seq = kNoSeq;  // this target does not answer: resend the pieces whole
+      target_hashes.clear();
+    }
+    if (hash_seq != kNoSeq) {
+      rehash_seq = hash_seq;
+      for (const Item& it : queue) {
+        if (it.refresh &&
+            HashesOf(it.entry.volume, it.entry.offset_bytes, it.entry.length_bytes) == nullptr) {
+          rehash.push_back({it.entry.volume, {it.entry.offset_bytes, it.entry.length_bytes}});
+        }
+      }
+    }
   }
   OnAck(durable);
+  if (!rehash.empty()) {
+    Status hs = co_await RequestHashes(s, rehash, rehash_seq);
+    if (!hs.ok()) co_return hs;
+  }
   // Stream the queue while Receive() takes acknowledgements.
   auto receiver_done = std::make_shared<std::optional<Status>>();
   asio::co_spawn(*io, Receive(s, reader), [this, receiver_done](std::exception_ptr, Status st) {
@@ -310,6 +366,7 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
     size_t items = 0;
     bool refresh_wait = false;
     std::vector<DirtyRun> resync_runs;
+    Seq hash_seq_now = kNoSeq;
     uint64_t epoch = 0;
     wire::FrameType type = wire::FrameType::kWrites;
     wire::Bookmark bm;
@@ -320,12 +377,21 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       epoch = queue_epoch;
       if (bitmap_mode && tap != nullptr && queue.empty() && spill->empty()) {
         resync_runs = StartResync();
+        hash_seq_now = hash_seq;
       }
       wire::WritesEncoder enc;
       for (size_t i = sent; i < queue.size(); ++i) {
-        if (queue[i].refresh && !FillRefresh(i)) {
-          refresh_wait = true;  // its seq is not on the backing yet
-          break;
+        if (queue[i].refresh) {
+          Fill fill = FillRefresh(i);
+          if (fill == Fill::kWait) {
+            refresh_wait = true;  // its seq is not on the backing yet, or its hashes
+            break;
+          }
+          if (fill == Fill::kDrop) {  // the target holds it: its seq stays a gap
+            queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(i));
+            --i;
+            continue;
+          }
         }
         const Item& it = queue[i];
         if (it.bookmark || it.unordered != 0) {
@@ -350,6 +416,21 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
         if (enc.payload_bytes() >= o.max_frame_bytes) break;
       }
       if (type == wire::FrameType::kWrites && items > 0) payload = enc.Finish();
+    }
+    if (!resync_runs.empty() && hash_seq_now != kNoSeq) {
+      // Ask for the target's hashes first: the refreshes wait for them.
+      Status hs = co_await RequestHashes(s, resync_runs, hash_seq_now);
+      if (!hs.ok()) {
+        result = hs;
+        // Refreshes must still get their seqs (the bitmap was taken).
+        for (const DirtyRun& r : resync_runs) {
+          tap->SubmitRefresh(r.volume, r.extent.offset_bytes,
+                             static_cast<uint32_t>(r.extent.length_bytes));
+        }
+        std::lock_guard lock(mu);
+        resync_submitted = true;
+        break;
+      }
     }
     if (!resync_runs.empty()) {
       // Refresh seqs come from the tap, in order with its writes.

@@ -43,6 +43,11 @@ namespace ship_detail {
 
 inline constexpr uint64_t kImportChunkBytes = 1 << 20;
 inline constexpr uint64_t kResyncChunkBytes = 1 << 20;
+// With block hashes (docs/protocol.md, HASH_REQUEST), a resync's refreshes
+// are cut into pieces of this size: a piece whose blocks the target already
+// holds is not sent, one that differs is sent from its first to its last
+// differing block.
+inline constexpr uint64_t kHashPieceBytes = 64 << 10;
 
 // A link that drops packets without a reset (a blackhole: a dead router, a
 // firewall's expired state, a peer that froze) leaves a TCP read waiting for
@@ -85,6 +90,12 @@ class Shipper::Impl {
  public:
   using Stream = ssl::stream<tcp::socket>;
 
+  // A run of dirty blocks of one volume (a resync's refresh).
+  struct DirtyRun {
+    uint16_t volume;
+    Extent extent;
+  };
+
   ShipOptions o;
   std::string label;  // the volume's or the group's name, for logs
   // One per volume: its backing, activity log and dirty bitmap (guarded by
@@ -110,6 +121,16 @@ class Shipper::Impl {
   uint64_t refresh_pending = 0;  // refreshes taken, not yet read
   Seq resync_end = kNoSeq;       // newest seq recorded when the last refresh was read
   uint64_t queue_epoch = 0;      // bumped when EnterBitmap() drops the queue
+  // Block hashes (guarded by mu): the current connection's target answers
+  // HASH_REQUEST; the resync compares with the target's blocks at hash_seq
+  // (kNoSeq: this resync does not compare); the answers, by (volume, offset).
+  bool hash_feature = false;
+  Seq hash_seq = kNoSeq;
+  std::map<std::pair<uint16_t, uint64_t>, wire::BlockHashes> target_hashes;
+  uint64_t resync_skipped_bytes = 0;
+  // The target's hashes of the piece at (volume, offset) of `len` bytes;
+  // nullptr while they have not arrived.
+  const char* HashesOf(uint16_t volume, uint64_t offset, uint64_t len) const;
   std::atomic<Seq> applied{0};   // Recorder::Applied
   Tap* tap = nullptr;
   std::unique_ptr<ssl::context> tls;
@@ -158,6 +179,7 @@ class Shipper::Impl {
   asio::awaitable<Status> Import(Stream& s, wire::FrameReader& r, uint16_t volume, uint64_t from,
                                  uint64_t done_before, uint64_t total);
   asio::awaitable<Status> Receive(Stream& s, wire::FrameReader& r);
+  asio::awaitable<Status> RequestHashes(Stream& s, const std::vector<DirtyRun>& runs, Seq seq);
   // Closes `s` once the read deadline passes while `w` is armed; ends when
   // w->over is set (and its timer cancelled).
   asio::awaitable<void> Watchdog(Stream& s, std::shared_ptr<Watch> w);
@@ -170,14 +192,12 @@ class Shipper::Impl {
   // Under mu: everything queued becomes dirty blocks; writes only mark.
   Status EnterBitmap();
   // Under mu: the dirty runs to refresh, once the queue is empty.
-  struct DirtyRun {
-    uint16_t volume;
-    Extent extent;
-  };
   std::vector<DirtyRun> StartResync();
-  // Under mu: a refresh item at queue[i] gets its bytes (false: not yet
-  // applied on the backing).
-  bool FillRefresh(size_t i);
+  // Under mu: a refresh item at queue[i] gets its bytes: kWait while its
+  // seq is not on the backing (or the target's hashes are awaited), kDrop
+  // when the target already holds every block of it (the caller erases it).
+  enum class Fill { kFilled, kWait, kDrop };
+  Fill FillRefresh(size_t i);
   // Under mu: queues an item, in memory or, when memory is full or the
   // spill holds older items, in the spill (bitmap mode past the spill cap).
   Status Enqueue(Item item);

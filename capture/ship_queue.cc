@@ -2,7 +2,10 @@
 // and what acknowledgements release (ship_impl.h, docs/format-tap-state.md).
 #include "ship_impl.h"
 
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
+
+#include <cstring>
 
 #include "tidemark/journal/time.h"
 
@@ -134,6 +137,8 @@ Status Shipper::Impl::EnterBitmap() {
   ++queue_epoch;
   sent = 0;
   queued_bytes = 0;
+  hash_seq = kNoSeq;
+  target_hashes.clear();
   bitmap_mode = true;
   resyncing = resync_submitted = false;
   refresh_pending = 0;
@@ -156,20 +161,88 @@ std::vector<Shipper::Impl::DirtyRun> Shipper::Impl::StartResync() {
       for (const Extent& e : more) runs.push_back({uint16_t(v), e});
     }
   }
+  // With block hashes, each run's refreshes go in pieces (kHashPieceBytes)
+  // compared with the target's blocks at the acknowledged seq: the queue is
+  // empty, so the target holds everything before the interval.
+  hash_seq = hash_feature && acked != kNoSeq ? acked : kNoSeq;
+  target_hashes.clear();
+  if (hash_seq != kNoSeq) {
+    std::vector<DirtyRun> pieces;
+    for (const DirtyRun& r : runs) {
+      const uint64_t piece = std::max<uint64_t>(kHashPieceBytes, o.volumes[r.volume].block_bytes);
+      for (uint64_t off = r.extent.offset_bytes; off < r.extent.end_bytes(); off += piece) {
+        pieces.push_back({r.volume, {off, std::min(piece, r.extent.end_bytes() - off)}});
+      }
+    }
+    runs = std::move(pieces);
+  }
   refresh_pending += runs.size();
-  spdlog::info("{}: resync of {} runs from the dirty bitmap", label, runs.size());
+  spdlog::info("{}: resync of {} runs from the dirty bitmap{}", label, runs.size(),
+               hash_seq != kNoSeq ? " (comparing block hashes with the target)" : "");
   return runs;
 }
 
-bool Shipper::Impl::FillRefresh(size_t i) {
+const char* Shipper::Impl::HashesOf(uint16_t volume, uint64_t offset, uint64_t len) const {
+  auto it = target_hashes.upper_bound({volume, offset});
+  if (it == target_hashes.begin()) return nullptr;
+  --it;
+  const wire::BlockHashes& h = it->second;
+  const uint64_t bs = o.volumes[volume].block_bytes;
+  if (it->first.first != volume || offset < h.offset_bytes ||
+      offset + len > h.offset_bytes + uint64_t{h.count} * bs) {
+    return nullptr;
+  }
+  return h.hashes.data() + (offset - h.offset_bytes) / bs * wire::kBlockHashBytes;
+}
+
+Shipper::Impl::Fill Shipper::Impl::FillRefresh(size_t i) {
   Item& it = queue[i];
-  if (applied.load() < it.entry.seq) return false;
+  if (applied.load() < it.entry.seq) return Fill::kWait;
+  const uint16_t v = it.entry.volume;
+  const char* theirs = nullptr;
+  if (hash_seq != kNoSeq) {
+    theirs = HashesOf(v, it.entry.offset_bytes, it.entry.length_bytes);
+    if (theirs == nullptr) return Fill::kWait;
+  }
   it.data.resize(it.entry.length_bytes);
-  Status s = members[it.entry.volume].backing->Read(it.entry.offset_bytes, it.data.data(),
-                                                   it.data.size());
+  Status s = members[v].backing->Read(it.entry.offset_bytes, it.data.data(), it.data.size());
   if (!s.ok()) {
     last_error = s.message();
-    return false;
+    return Fill::kWait;
+  }
+  if (theirs != nullptr) {
+    // The target holds its blocks as of hash_seq plus every write queued
+    // before this refresh, which the backing's bytes include too: a block
+    // equal to the target's at hash_seq needs no resend (docs/protocol.md).
+    const uint64_t bs = o.volumes[v].block_bytes;
+    const uint64_t blocks = (it.data.size() + bs - 1) / bs;
+    int64_t first = -1, last = -1;
+    std::string block;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    for (uint64_t b = 0; b < blocks; ++b) {
+      block.assign(it.data, b * bs, bs);
+      block.resize(bs, '\0');  // the volume's last block, past its end
+      EVP_Digest(block.data(), block.size(), md, &md_len, EVP_sha256(), nullptr);
+      if (std::memcmp(md, theirs + b * wire::kBlockHashBytes, wire::kBlockHashBytes) != 0) {
+        if (first < 0) first = static_cast<int64_t>(b);
+        last = static_cast<int64_t>(b);
+      }
+    }
+    const uint64_t before = it.data.size();
+    if (first < 0) {
+      resync_skipped_bytes += before;
+      resync_end = recorded;
+      if (refresh_pending > 0) --refresh_pending;
+      if (refresh_pending == 0 && resync_submitted && resyncing) EndResync(resync_end);
+      return Fill::kDrop;
+    }
+    const uint64_t from = static_cast<uint64_t>(first) * bs;
+    const uint64_t to = std::min<uint64_t>(before, static_cast<uint64_t>(last + 1) * bs);
+    it.data = it.data.substr(from, to - from);
+    it.entry.offset_bytes += from;
+    it.entry.length_bytes = static_cast<uint32_t>(to - from);
+    resync_skipped_bytes += before - it.data.size();
   }
   it.refresh = false;  // an ordinary write entry from here on
   queued_bytes += it.data.size();
@@ -179,12 +252,14 @@ bool Shipper::Impl::FillRefresh(size_t i) {
   resync_end = recorded;
   if (refresh_pending > 0) --refresh_pending;
   if (refresh_pending == 0 && resync_submitted && resyncing) EndResync(resync_end);
-  return true;
+  return Fill::kFilled;
 }
 
 void Shipper::Impl::EndResync(Seq upto) {
   Enqueue(UnorderedMarker(-1, upto, NowNs())).IgnoreError();
   resyncing = false;
+  hash_seq = kNoSeq;  // every refresh is filled: the hashes served their turn
+  target_hashes.clear();
 }
 
 void Shipper::Impl::OnAck(Seq seq) {

@@ -46,6 +46,8 @@ std::string_view FrameTypeName(FrameType type) {
     case FrameType::kPing: return "PING";
     case FrameType::kPong: return "PONG";
     case FrameType::kUnordered: return "UNORDERED";
+    case FrameType::kHashRequest: return "HASH_REQUEST";
+    case FrameType::kHashes: return "HASHES";
   }
   return "unknown";
 }
@@ -347,6 +349,45 @@ std::string EncodeImport(const ImportChunk& c) {
   PutLE(&p, c.offset_bytes, 8);
   p.append(c.data);
   return p;
+}
+
+std::string EncodeBlockHashes(const BlockHashes& m) {
+  std::string p;
+  p.reserve(kHashesHeaderBytes + m.hashes.size());
+  PutLE(&p, m.volume, 2);
+  PutLE(&p, 0, 2);
+  PutLE(&p, m.count, 4);
+  PutLE(&p, m.seq, 8);
+  PutLE(&p, m.offset_bytes, 8);
+  p.append(m.hashes);
+  return p;
+}
+
+Result<BlockHashes> DecodeBlockHashes(std::string_view payload, bool with_hashes) {
+  const char* what = with_hashes ? "HASHES" : "HASH_REQUEST";
+  journal::coding::Reader r(payload);
+  BlockHashes m;
+  m.volume = static_cast<uint16_t>(r.LE(2));
+  uint64_t reserved = r.LE(2);
+  m.count = static_cast<uint32_t>(r.LE(4));
+  m.seq = r.LE(8);
+  m.offset_bytes = r.LE(8);
+  if (r.failed()) return Status::Corruption(std::string(what) + " payload shorter than its header");
+  if (reserved != 0) return Status::Corruption(std::string(what) + " reserved bytes " + Hex(reserved));
+  if (m.count == 0 || m.count > kMaxHashBlocks) {
+    return Status::Corruption(std::string(what) + " count " + Num(m.count));
+  }
+  if (m.offset_bytes % kSectorBytes != 0) {
+    return Status::Corruption(std::string(what) + " offset " + Num(m.offset_bytes) +
+                              " not a multiple of 512");
+  }
+  const uint64_t want = with_hashes ? uint64_t{m.count} * kBlockHashBytes : 0;
+  if (r.left() != want) {
+    return Status::Corruption(std::string(what) + ": " + Num(r.left()) + " hash bytes for " +
+                              Num(m.count) + " blocks");
+  }
+  m.hashes = std::string(r.Bytes(want));
+  return m;
 }
 
 Result<ImportChunk> DecodeImport(std::string_view payload) {

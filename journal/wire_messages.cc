@@ -62,6 +62,11 @@ class Fields {
     if (v == nullptr || v->is_null()) return kNoSeq;
     return Unsigned(key, kNoSeq - 1);
   }
+  // A field that may be absent (no failure then); nullptr when it is.
+  const json* Optional(const char* key) const {
+    auto it = obj_.find(key);
+    return it == obj_.end() ? nullptr : &*it;
+  }
   // The elements of an array of objects; empty (and a failure) otherwise.
   std::vector<const json*> Objects(const char* key) {
     std::vector<const json*> out;
@@ -162,7 +167,9 @@ std::string EncodeWelcome(const Welcome& m) {
         {{"name", v.name}, {"state", v.state}, {"import_next_offset", v.import_next_offset}});
   }
   json durable = m.durable_seq == kNoSeq ? json(nullptr) : json(m.durable_seq);
-  return Dump({{"protocol", m.protocol}, {"durable_seq", durable}, {"volumes", vols}});
+  json out = {{"protocol", m.protocol}, {"durable_seq", durable}, {"volumes", vols}};
+  if (!m.features.empty()) out["features"] = m.features;
+  return Dump(out);
 }
 
 Result<Welcome> DecodeWelcome(std::string_view payload) {
@@ -178,6 +185,12 @@ Result<Welcome> DecodeWelcome(std::string_view payload) {
       st.import_next_offset = v.Unsigned("import_next_offset");
       f.Merge(v, "volumes", m.volumes.size());
       m.volumes.push_back(std::move(st));
+    }
+    // Optional: unknown features are ignored by the tap.
+    if (const json* feats = f.Optional("features"); feats && feats->is_array()) {
+      for (const json& x : *feats) {
+        if (x.is_string()) m.features.push_back(x.get<std::string>());
+      }
     }
     return m;
   });

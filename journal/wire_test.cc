@@ -72,7 +72,7 @@ Hello FixedHello() {
       "vm1", "tap-7f3a", {{"vm1-disk0", 1ull << 30, 4096}, {"vm1-disk1", 1ull << 29, 4096}}};
 }
 Welcome FixedWelcome() {
-  return Welcome{1, 41, {{"vm1-disk0", "ready", 1ull << 30}, {"vm1-disk1", "importing", 1 << 20}}};
+  return Welcome{1, 41, {{"vm1-disk0", "ready", 1ull << 30}, {"vm1-disk1", "importing", 1 << 20}}, {}};
 }
 std::string_view ImportData() {
   static const std::string data = Pattern(512, 3);
@@ -202,7 +202,8 @@ TEST(GoldenTest, CheckedInBytesDecode) {
 const FrameType kAllTypes[] = {FrameType::kHello, FrameType::kWelcome,  FrameType::kWrites,
                                FrameType::kAck,   FrameType::kBookmark, FrameType::kBookmarkDone,
                                FrameType::kError, FrameType::kImport,   FrameType::kImportDone,
-                               FrameType::kPing,  FrameType::kPong,     FrameType::kUnordered};
+                               FrameType::kPing,  FrameType::kPong,     FrameType::kUnordered,
+                               FrameType::kHashRequest, FrameType::kHashes};
 
 TEST(FrameTest, RoundTripEveryType) {
   for (const Frame& f : GoldenFrames()) {
@@ -224,7 +225,7 @@ TEST(FrameTest, RoundTripEveryType) {
     EXPECT_LT(static_cast<uint8_t>(t), kTypeSkippable);
   }
   EXPECT_FALSE(IsKnownFrameType(static_cast<FrameType>(0)));
-  EXPECT_FALSE(IsKnownFrameType(static_cast<FrameType>(13)));
+  EXPECT_FALSE(IsKnownFrameType(static_cast<FrameType>(15)));
   // AppendFrame appends exactly what EncodeFrame returns.
   std::string s = "prefix";
   AppendFrame(&s, FrameType::kAck, EncodeAck(7), false);
@@ -363,7 +364,7 @@ TEST(FrameDamageTest, ReservedAndFlagBits) {
 
 TEST(FrameDamageTest, UnknownTypes) {
   const std::string payload = "future";
-  for (int type : {0, 13, 100, 127}) {
+  for (int type : {0, 15, 100, 127}) {
     std::string d = EncodeFrame(FrameType::kError, payload, false);
     d[4] = static_cast<char>(type);
     EXPECT_TRUE(IsCorruption(DecodeFrame(Reseal(d)), "unknown frame type " + std::to_string(type)));
@@ -643,6 +644,36 @@ TEST(ImportTest, RoundTripAndDamage) {
   EXPECT_TRUE(IsCorruption(DecodeImport(odd), "not a multiple of 512"));
   std::string off = LE(0, 2) + LE(0, 2) + LE(512, 4) + LE(7, 8) + std::string(512, 'x');
   EXPECT_TRUE(IsCorruption(DecodeImport(off), "offset 7"));
+}
+
+TEST(HashesTest, RoundTripAndDamage) {
+  BlockHashes req{3, 256, 41, 1 << 20, {}};
+  std::string p = EncodeBlockHashes(req);
+  EXPECT_EQ(p, LE(3, 2) + LE(0, 2) + LE(256, 4) + LE(41, 8) + LE(1 << 20, 8));
+  EXPECT_EQ(DecodeBlockHashes(p, false).value(), req);
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(p, true), "0 hash bytes for 256 blocks"));
+  BlockHashes rep = req;
+  rep.hashes = std::string(256 * kBlockHashBytes, 'h');
+  std::string q = EncodeBlockHashes(rep);
+  EXPECT_EQ(DecodeBlockHashes(q, true).value(), rep);
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(q, false), "hash bytes"));
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(q.substr(0, q.size() - 1), true), "hash bytes"));
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(p.substr(0, 23), false), "shorter than its header"));
+  std::string reserved = p;
+  reserved[2] = 1;
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(reserved, false), "reserved"));
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(EncodeBlockHashes({0, 0, 1, 0, {}}), false), "count 0"));
+  EXPECT_TRUE(IsCorruption(
+      DecodeBlockHashes(EncodeBlockHashes({0, kMaxHashBlocks + 1, 1, 0, {}}), false), "count"));
+  EXPECT_TRUE(IsCorruption(DecodeBlockHashes(EncodeBlockHashes({0, 1, 1, 100, {}}), false),
+                           "not a multiple of 512"));
+}
+
+TEST(MessagesTest, WelcomeFeaturesAreOptional) {
+  Welcome w = FixedWelcome();
+  EXPECT_EQ(EncodeWelcome(w).find("features"), std::string::npos);  // golden bytes unchanged
+  w.features = {std::string(kFeatureBlockHashes), "later"};
+  EXPECT_EQ(DecodeWelcome(EncodeWelcome(w)).value(), w);
 }
 
 // ---- JSON messages ---------------------------------------------------------

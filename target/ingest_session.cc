@@ -1,6 +1,7 @@
 // One tap's session on the target: TLS, HELLO, then its frames in order
 // (docs/protocol.md). Every frame that changes the journal runs on the
 // tenant journal's worker in arrival order; ACKs go out once it is durable.
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
@@ -263,6 +264,7 @@ asio::awaitable<Status> Session::OnHello(const wire::Frame& frame) {
   }
   volume_ids_ = *vol_ids;
   volume_id_ = volume_ids_[0];
+  welcome->features = {std::string(wire::kFeatureBlockHashes)};
   acked_ = welcome->durable_seq;
   Send(wire::FrameType::kWelcome, wire::EncodeWelcome(*welcome));
   spdlog::info("tenant {} volume {}: tap {} connected (durable seq {})", tenant_, volume_name_,
@@ -410,6 +412,61 @@ Status Session::OnUnordered(const wire::Frame& frame) {
   return Status::Ok();
 }
 
+// The hashes of blocks at a seq, for a tap's resync to skip the blocks the
+// target already holds (docs/protocol.md, HASH_REQUEST). Read-only: runs on
+// the worker only because the journal is used by one thread at a time.
+Status Session::OnHashRequest(const wire::Frame& frame) {
+  auto req = wire::DecodeBlockHashes(frame.payload, /*with_hashes=*/false);
+  if (!req) return req.error();
+  if (req.value().volume >= volume_ids_.size()) {
+    return Status::InvalidArgument("HASH_REQUEST for an unknown volume");
+  }
+  uint32_t vol = volume_ids_[req.value().volume];
+  auto out = std::make_shared<wire::BlockHashes>(req.value());
+  auto self = shared_from_this();
+  journal_->Post(
+      [vol, out](journal::Journal& j) -> Status {
+        journal::VolumeInfo info;
+        for (const auto& v : j.Volumes()) {
+          if (v.id == vol) info = v;
+        }
+        if (info.id != vol) return Status::NotFound("no volume " + std::to_string(vol));
+        const uint64_t bs = info.block_bytes;
+        if (out->offset_bytes % bs != 0 || out->offset_bytes / bs + out->count > info.blocks()) {
+          return Status::InvalidArgument("HASH_REQUEST range past the volume or not block-aligned");
+        }
+        BOOST_OUTCOME_TRY(last, j.LastSeq(vol));
+        if (last == kNoSeq || out->seq > last) {
+          return Status::InvalidArgument("HASH_REQUEST at seq " + std::to_string(out->seq) +
+                                         ", after the newest seq");
+        }
+        std::string block(bs, '\0');
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int md_len = 0;
+        out->hashes.clear();
+        out->hashes.reserve(out->count * wire::kBlockHashBytes);
+        for (uint64_t b = 0; b < out->count; ++b) {
+          TM_RETURN_IF_ERROR(j.ReadBlock(vol, out->offset_bytes / bs + b, out->seq, block.data()));
+          EVP_Digest(block.data(), block.size(), md, &md_len, EVP_sha256(), nullptr);
+          out->hashes.append(reinterpret_cast<const char*>(md), wire::kBlockHashBytes);
+        }
+        return Status::Ok();
+      },
+      [self, out, io = &server_->io](Status s) {
+        asio::post(*io, [self, out, s] {
+          if (!s.ok()) {
+            if (self->failed_.ok()) {
+              self->failed_ = s;
+              self->SendError(s);
+            }
+            return;
+          }
+          self->Send(wire::FrameType::kHashes, wire::EncodeBlockHashes(*out));
+        });
+      });
+  return Status::Ok();
+}
+
 Status Session::OnBookmark(const wire::Frame& frame) {
   auto bm = wire::DecodeBookmark(frame.payload);
   if (!bm) return bm.error();
@@ -479,6 +536,7 @@ asio::awaitable<void> Session::Run() {
         case wire::FrameType::kImportDone: s = co_await OnImportDone(f); break;
         case wire::FrameType::kBookmark: s = OnBookmark(f); break;
         case wire::FrameType::kUnordered: s = OnUnordered(f); break;
+        case wire::FrameType::kHashRequest: s = OnHashRequest(f); break;
         case wire::FrameType::kPing: Send(wire::FrameType::kPong, {}); s = Status::Ok(); break;
         case wire::FrameType::kPong: s = Status::Ok(); break;
         default:

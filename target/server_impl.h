@@ -88,6 +88,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<Status> OnImportDone(const wire::Frame& frame);
   Status OnBookmark(const wire::Frame& frame);
   Status OnUnordered(const wire::Frame& frame);
+  Status OnHashRequest(const wire::Frame& frame);
   void Send(wire::FrameType type, std::string_view payload);
   // Sends ERROR and closes after it.
   void SendError(std::string_view code, const std::string& message);

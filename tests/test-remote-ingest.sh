@@ -207,5 +207,30 @@ stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
 n=$("$TIDEMARK" journal dump --journal "$tgt/tenants/alice/journal" a | grep -c '^unordered .*upto=[0-9]')
 [ "$n" -ge 2 ] || fail "the bitmap resync left no closed unordered interval ($n)"
+# The resync compares block hashes with the target first: 12 MiB rewritten with the bytes
+# the target already holds (the spill round's patterns) plus 64 KiB of new data go dirty,
+# and only new data travels (as resync pieces, or as writes queued once the resync began).
+start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" --max-queue-mib 1 \
+    --max-spill-mib 2
+pid_a=$tap_pid
+kill -STOP "$target_pid"
+qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x5a 24M 4M" "write -P 0x5b 30M 4M" \
+    "write -P 0x5c 36M 4M" "write -P 0x97 44M 64k"
+kill -CONT "$target_pid"
+for _ in $(seq 150); do
+    st=$(tap_status "$tmp/st-a")
+    [ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] &&
+        [ "$(json_get 'j["volumes"][0]["queued_writes"]' <<<"$st")" = 0 ] && break
+    sleep 0.2
+done
+[ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] || fail "hash resync did not end: $st"
+resent=$(json_get 'j["volumes"][0]["resync_bytes"]' <<<"$st")
+skipped=$(json_get 'j["volumes"][0]["resync_skipped_bytes"]' <<<"$st")
+[ "$skipped" -ge $((12 << 20)) ] || fail "expected the 12 MiB the target held to be skipped: $st"
+[ "$resent" -le $((128 << 10)) ] || fail "expected only the 64 KiB of new data resent: $st"
+cat "$tap_out" "$tap_err" | grep -q 'comparing block hashes' || fail "the resync did not compare hashes"
+echo "ok: the bitmap resync compared block hashes: $resent bytes resent, $skipped skipped"
+stop_pid "$pid_a"
+latest_equals alice a "$tmp/a.img"
 stop_pid "$target_pid"
 echo "remote ingest: ok"

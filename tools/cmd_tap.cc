@@ -87,7 +87,8 @@ nlohmann::json StatusJson(const capture::ShipStatus& s, const std::string& name,
                       {"spilled_bytes", s.spilled_bytes}, {"dirty_bytes", s.dirty_bytes},
                       {"rpo_lag_seconds", s.rpo_lag_seconds}, {"reconnects", s.reconnects},
                       {"sent_bytes", s.sent_bytes}, {"import_bytes", s.import_bytes},
-                      {"resync_bytes", s.resync_bytes}};
+                      {"resync_bytes", s.resync_bytes},
+                      {"resync_skipped_bytes", s.resync_skipped_bytes}};
   if (!group.empty()) v["group"] = group;  // the figures are the group's
   if (!s.last_error.empty()) v["last_error"] = s.last_error;
   if (!tap.failure().ok()) v["error"] = tap.failure().message();

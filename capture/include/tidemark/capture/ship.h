@@ -62,7 +62,8 @@ struct ShipStatus {
   uint64_t reconnects = 0;
   uint64_t sent_bytes = 0;      // frames sent, all connections
   uint64_t import_bytes = 0;    // initial-sync bytes sent
-  uint64_t resync_bytes = 0;    // activity-log bytes resent after a crash
+  uint64_t resync_bytes = 0;    // bytes resent: activity log after a crash, dirty bitmap
+  uint64_t resync_skipped_bytes = 0;  // dirty bytes not resent: the target held them
   std::string last_error;
 };
 

@@ -62,10 +62,12 @@ enum class FrameType : uint8_t {
   kPing = 10,         // either way, empty; answered with kPong
   kPong = 11,         // empty
   kUnordered = 12,    // tap->target, JSON Unordered
+  kHashRequest = 13,  // tap->target, binary BlockHashes without hashes
+  kHashes = 14,       // target->tap, binary BlockHashes
 };
 // "HELLO", "WELCOME", ... "UNORDERED"; "unknown" for other values.
 std::string_view FrameTypeName(FrameType type);
-// True for the twelve types above.
+// True for the fourteen types above.
 bool IsKnownFrameType(FrameType type);
 
 struct FrameHeader {
@@ -234,6 +236,32 @@ std::string EncodeImport(const ImportChunk& chunk);
 // nonzero reserved bytes, or an offset or length not a multiple of 512.
 Result<ImportChunk> DecodeImport(std::string_view payload);
 
+// ---- HASH_REQUEST / HASHES -------------------------------------------------
+// Before it resends dirty blocks (a resync from its bitmap), a tap whose
+// target offers kFeatureBlockHashes asks for the hashes of those blocks as
+// the target holds them at `seq`, and sends only the blocks that differ.
+// payload := volume:u16 reserved:u16(0) count:u32 seq:u64 offset_bytes:u64
+//            hash(16){count}   (HASHES only)
+// A block's hash is the first 16 bytes of the SHA-256 of its block_bytes
+// bytes (zero-filled past the volume's end).
+inline constexpr size_t kBlockHashBytes = 16;
+inline constexpr size_t kHashesHeaderBytes = 24;
+inline constexpr uint32_t kMaxHashBlocks = 1u << 16;  // per request
+inline constexpr std::string_view kFeatureBlockHashes = "block_hashes";
+struct BlockHashes {
+  uint16_t volume = 0;        // index into Hello::volumes
+  uint32_t count = 0;         // blocks, 1 to kMaxHashBlocks
+  Seq seq = 0;                // the point the hashes are of
+  uint64_t offset_bytes = 0;  // a multiple of the volume's block size
+  std::string hashes;         // count * kBlockHashBytes (HASHES); empty (HASH_REQUEST)
+  friend bool operator==(const BlockHashes&, const BlockHashes&) = default;
+};
+std::string EncodeBlockHashes(const BlockHashes& m);
+// kCorruption for truncation, nonzero reserved bytes, a count of 0 or above
+// kMaxHashBlocks, an offset not a multiple of 512, or hash bytes that are
+// not exactly count * kBlockHashBytes (with_hashes) or not empty.
+Result<BlockHashes> DecodeBlockHashes(std::string_view payload, bool with_hashes);
+
 // ---- JSON messages (wire_messages.cc) ------------------------------------
 // Each is one JSON object with exactly the fields below (keys sorted, no
 // spaces, so encodings are deterministic). Strings must be UTF-8: encoders
@@ -274,6 +302,9 @@ struct Welcome {
   uint32_t protocol = kProtocolVersion;
   Seq durable_seq = kNoSeq;          // kNoSeq (JSON null): nothing durable yet
   std::vector<VolumeState> volumes;  // in Hello::volumes order
+  // Optional requests the target answers (kFeatureBlockHashes); sent only
+  // when not empty, read as empty when absent.
+  std::vector<std::string> features;
   friend bool operator==(const Welcome&, const Welcome&) = default;
 };
 std::string EncodeWelcome(const Welcome& m);
