@@ -190,5 +190,14 @@ for m in tidemark_target_sessions tidemark_target_writes_total tidemark_target_w
 done
 w=$(sed -n 's/^tidemark_target_writes_total //p' "$tmp/metrics.txt")
 [ "$w" -gt 0 ] || fail "tidemark_target_writes_total is $w"
+# `status --target` shows the tenant's own volumes only.
+"$TIDEMARK" status $(as alice) --json >"$tmp/status.json" || fail "status --target"
+names=$(json_get '[v["name"] for v in j["targets"][0]["volumes"]]' <"$tmp/status.json")
+case $names in *'"a"'*) ;; *) fail "status --target as alice: $names" ;; esac
+case $names in *'"b"'*) fail "alice's status shows bob's volume: $names" ;; esac
+"$TIDEMARK" status $(as alice) | grep -q '^target .* tenant alice' || fail "status --target text"
+msg=$(expect_fail_oneline "$TIDEMARK" status $(as alice "$tmp/wrong.token"))
+case $msg in *unauthenticated*) ;; *) fail "status with a wrong token: $msg" ;; esac
+echo "ok: status --target"
 stop_pid "$target_pid"
 echo "remote control: ok"

@@ -1,4 +1,5 @@
-// tidemark status [--journal DIR]... [--state DIR]... [--config target.toml] [--json]
+// tidemark status [--journal DIR]... [--state DIR]... [--config target.toml]
+//                 [--target HOST:PORT --tenant T --token-file F --ca FILE] [--json]
 // What the daemons on this machine are doing: each `protect` (by journal
 // directory), each `tap` (by state directory; default: every directory under
 // /var/lib/tidemark/tap or ~/.local/state/tidemark/tap) and a target (by its
@@ -22,6 +23,7 @@ namespace fs = std::filesystem;
 struct StatusArgs {
   std::vector<std::string> journals, states;
   std::string config;
+  RemoteArgs remote;  // a target's control API, as one of its tenants
   bool json = false;
 };
 
@@ -65,7 +67,14 @@ void Collect(const std::string& dir, const char* kind, nlohmann::json* volumes) 
 
 int RunStatus(StatusArgs a) {
   auto run = [&]() -> Status {
-    if (a.journals.empty() && a.states.empty() && a.config.empty()) a.states = DefaultStateDirs();
+    if (a.remote.given()) {
+      TM_RETURN_IF_ERROR(a.remote.Check(""));
+    } else if (!a.remote.tenant.empty() || !a.remote.token_file.empty() || !a.remote.ca.empty()) {
+      return Status::InvalidArgument("--tenant, --token-file and --ca go with --target only");
+    }
+    if (a.journals.empty() && a.states.empty() && a.config.empty() && !a.remote.given()) {
+      a.states = DefaultStateDirs();
+    }
     nlohmann::json volumes = nlohmann::json::array(), targets = nlohmann::json::array();
     for (const auto& d : a.journals) Collect(d, "protect", &volumes);
     for (const auto& d : a.states) Collect(d, "tap", &volumes);
@@ -80,6 +89,17 @@ int RunStatus(StatusArgs a) {
       } else {
         t["state"] = "stopped";
       }
+      targets.push_back(t);
+    }
+    if (a.remote.given()) {
+      // The tenant's view of a target: its volumes' latest points and the
+      // taps connected now.
+      BOOST_OUTCOME_TRY(client, a.remote.Client());
+      BOOST_OUTCOME_TRY(body, client->Call("GET", "/v1/status"));
+      nlohmann::json t = {{"target", a.remote.target}, {"state", "running"},
+                          {"tenant", a.remote.tenant}};
+      t["sessions"] = body.value("sessions", nlohmann::json::array());
+      t["volumes"] = body.value("volumes", nlohmann::json::array());
       targets.push_back(t);
     }
     if (a.json) {
@@ -104,6 +124,16 @@ int RunStatus(StatusArgs a) {
       std::printf("  (%s)\n", v.value("dir", "").c_str());
     }
     for (const auto& t : targets) {
+      if (t.contains("tenant")) {
+        std::printf("target   %-16s %-12s tenant %s, %zu taps connected\n",
+                    t.value("target", "-").c_str(), t.value("state", "").c_str(),
+                    t.value("tenant", "").c_str(), t["sessions"].size());
+        for (const auto& v : t["volumes"]) {
+          std::printf("  volume %-16s latest seq %s\n", v.value("name", "-").c_str(),
+                      v.contains("latest_seq") ? v["latest_seq"].dump().c_str() : "-");
+        }
+        continue;
+      }
       std::printf("target   %-16s %-12s %s\n", t.value("listen", "-").c_str(),
                   t.value("state", "").c_str(), t.value("data", "").c_str());
     }
@@ -121,6 +151,7 @@ void AddStatusCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--journal", a->journals, "journal directory of a `protect` daemon (repeatable)");
   cmd->add_option("--state", a->states, "state directory of a `tap` daemon (repeatable)");
   cmd->add_option("--config", a->config, "a target's target.toml");
+  a->remote.Add(cmd);
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->callback([a, exit_code] { *exit_code = RunStatus(*a); });
 }
