@@ -24,6 +24,7 @@
 //                          "console_log"},
 //    "mount_log": PATH, "writes": N | null, "overlay_bytes": N | null}
 // `result` is the boot check's unless `drill stop --result` set it.
+// DrillJson() adds "state" (DrillRecord::State()), which is not stored.
 //
 // Thread-safety: a DrillStore is a directory handle; Update() takes an
 // flock on DIR/.lock, so processes updating one record do not lose changes.
