@@ -17,7 +17,7 @@ source "$TM_SOURCE_ROOT/tests/lib/boot.sh"
 export PATH=$PATH:/usr/sbin:/sbin
 
 requires qemu-system-x86_64 qemu-io qemu-img sha256sum python3 "$TIDEMARK"
-boot_timeout_s=${BOOT_TIMEOUT_S:-90}
+boot_timeout_s=${BOOT_TIMEOUT_S:-150}
 T() { "$TIDEMARK" "$@"; }
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 as() { echo --target "$target_addr" --tenant "$1" --token-file "$tmp/$1.token" --ca "$target_ca"; }

@@ -3,10 +3,10 @@
 # (tests/lib/boot-image.sh) with a /write-request flag in it, protected by `tidemark protect`;
 # bookmarks b1, b2 (qemu-io writes through the tap in between, in the unused gap before the
 # partition, so the filesystem is untouched; the live guest never boots, so it never writes).
-# - `drill start --bookmark b1 --boot-check --marker TIDEMARK-BOOT-OK` passes; the drill keeps
-#   running and its writable export boots again: the guest writes /data/guest-written into the
-#   drill's overlay (read back through the export), while qemu-io keeps writing through the
-#   tap; `drill stop` reports the writes thrown away;
+# - while qemu-io keeps writing through the tap: `drill start --bookmark b1 --boot-check
+#   --marker TIDEMARK-BOOT-OK` passes; the drill keeps running and its writable export boots
+#   again: the guest writes /data/guest-written into the drill's overlay (read back through
+#   the export); `drill stop` reports the writes thrown away;
 # - afterwards b1 and b2 restore byte-identical to their restores from before the drill, the
 #   latest point equals the backing (the drill's writes never reached the volume or the
 #   journal) and has no /data/guest-written; `drill list --json` shows the record (pass,
@@ -23,7 +23,7 @@ export PATH=$PATH:/usr/sbin:/sbin
 
 requires qemu-system-x86_64 qemu-img qemu-io nbdcopy timeout debugfs sha256sum cmp python3 \
     "$TIDEMARK"
-boot_timeout_s=${BOOT_TIMEOUT_S:-90}
+boot_timeout_s=${BOOT_TIMEOUT_S:-150}
 T() { "$TIDEMARK" "$@"; }
 img=$tmp/vm.img
 j=$tmp/journal
@@ -56,6 +56,16 @@ for b in b1 b2; do T restore --journal "$j" vm --bookmark "$b" --output "$tmp/pr
 [ "$(T points --journal "$j" vm --json | json_get 'j["last_drill"]')" = null ] ||
     fail "last_drill before any drill"
 
+echo "== protection keeps writing (qemu-io through the tap) from here until the drill's guest wrote"
+# Into 512 KiB .. 768 KiB of the gap before the partition, a new pattern each time.
+( for i in $(seq 1 1000); do
+      [ -e "$tmp/writer.stop" ] && exit 0
+      qemu-io -f raw "$puri" -c "write -P $((i % 200 + 1)) $((512 + i % 256))k 1k" >/dev/null || exit 1
+      sleep 0.1
+  done ) &
+writer=$!
+cleanup_fn kill_quiet "$writer"
+
 echo "== drill start --bookmark b1 --boot-check"
 t0=$EPOCHREALTIME
 T drill start --journal "$j" vm --bookmark b1 --name good --boot-check --marker TIDEMARK-BOOT-OK \
@@ -79,19 +89,14 @@ dsock=${dsock#unix:}
 [ -S "$dsock" ] || fail "no drill socket $dsock"
 echo "ok: $(g 'j["reason"]')"
 
-echo "== the drill's guest writes into the overlay while protection keeps writing"
-( for i in $(seq 1 40); do
-      qemu-io -f raw "$puri" -c "write -P $((i % 200 + 1)) $((512 + i))k 1k" >/dev/null || exit 1
-      sleep 0.2
-  done ) &
-writer=$!
-cleanup_fn kill_quiet "$writer"
+echo "== the drill's guest writes into its overlay"
 rc=0
 boot_image "nbd:unix:$dsock:exportname=vm" "$tmp/drill.log" "$boot_timeout_s" || rc=$?
 [ "$rc" -eq 0 ] || { show "$tmp/drill.log"; fail "second boot of the drill: qemu exited $rc"; }
 # The boot check killed the first guest at its marker: it may or may not have written then.
 tr -d '\r' <"$tmp/drill.log" | grep -qxE "TIDEMARK-BOOT-OK payload=$payload written=(none|$flag)" ||
     { show "$tmp/drill.log"; fail "second boot: no marker"; }
+touch "$tmp/writer.stop"
 wait "$writer" || fail "qemu-io through the tap failed during the drill"
 nbdcopy "nbd+unix:///vm?socket=$dsock" "$tmp/drilled.img"
 dbg "$tmp/drilled.img" "cat /data/guest-written" >"$tmp/written"
