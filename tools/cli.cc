@@ -2,9 +2,11 @@
 
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "tidemark/journal/time.h"
+#include "tidemark/recovery/drill.h"
 
 namespace tidemark::tools {
 
@@ -97,6 +99,43 @@ Result<std::unique_ptr<target::RemoteClient>> RemoteArgs::Client() const {
   return target::RemoteClient::Create(o);
 }
 
+void DrillDirArgs::Add(CLI::App* cmd) {
+  cmd->add_option("--journal", journal_dir, "journal directory (drill records in DIR/drills)");
+  remote.Add(cmd);
+  cmd->add_option("--state", state_dir,
+                  "with --target: directory of the drill records, in DIR/drills (e.g. the "
+                  "tap's state directory)");
+}
+
+Result<recovery::DrillStore> DrillDirArgs::Open(bool mounting) const {
+  if (mounting) TM_RETURN_IF_ERROR(remote.Check(journal_dir));
+  if (!journal_dir.empty() && !state_dir.empty()) {
+    return Status::InvalidArgument(
+        "--state goes with --target (with --journal DIR the drill records are in DIR/drills)");
+  }
+  if (journal_dir.empty() && state_dir.empty()) {
+    return Status::InvalidArgument(remote.given()
+                                       ? "--target needs --state DIR: the drill records live in "
+                                         "DIR/drills"
+                                       : "give --journal DIR or --state DIR");
+  }
+  std::error_code ec;
+  if (!state_dir.empty() && mounting) std::filesystem::create_directories(state_dir, ec);
+  const std::string& base = journal_dir.empty() ? state_dir : journal_dir;
+  if (mounting && !std::filesystem::is_directory(base)) {
+    return Status::NotFound("no directory " + base);
+  }
+  return recovery::DrillStore::Open(base + "/" + std::string(recovery::kDrillSubdir), mounting);
+}
+
+std::string DrillDirArgs::Option() const {
+  return journal_dir.empty() ? "--state " + state_dir : "--journal " + journal_dir;
+}
+
+std::string AbsPath(const std::string& path) {
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
+
 Result<journal::Point> RemoteResolve(target::RemoteClient& client, const std::string& volume,
                                      const journal::PointSpec& spec) {
   nlohmann::json body;
@@ -121,6 +160,31 @@ Result<journal::Point> RemoteResolve(target::RemoteClient& client, const std::st
 
 nlohmann::json PointJson(const journal::Point& p) {
   return {{"seq", p.seq}, {"time", FormatTime(p.time_ns)}};
+}
+
+nlohmann::json LastDrillJson(const std::string& base_dir, const std::string& volume) {
+  auto store = recovery::DrillStore::Open(base_dir + "/" + std::string(recovery::kDrillSubdir),
+                                          /*create=*/false);
+  if (!store) return {{"error", store.error().message()}};
+  auto last = store.value().Last(volume);
+  if (!last) return {{"error", last.error().message()}};
+  if (!last.value()) return nullptr;
+  nlohmann::json d = recovery::DrillJson(*last.value()), out;
+  for (const char* k : {"name", "started", "stopped", "point", "state", "result", "reason"}) {
+    out[k] = d[k];
+  }
+  return out;
+}
+
+std::string LastDrillText(const nlohmann::json& d) {
+  if (d.is_null()) return "none";
+  if (d.contains("error")) return "unknown (" + d["error"].get<std::string>() + ")";
+  std::string s = d["name"].get<std::string>();
+  if (!d["point"].is_null()) s += " at seq " + d["point"]["seq"].dump();
+  s += " started " + d["started"].get<std::string>() + " (" + d["state"].get<std::string>() +
+       "): " + d["result"].get<std::string>();
+  std::string reason = d["reason"].get<std::string>();
+  return reason.empty() ? s : s + " (" + reason + ")";
 }
 
 std::string HumanBytes(uint64_t bytes) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "tidemark/journal/journal.h"
+#include "tidemark/recovery/drill.h"
 #include "tidemark/target/remote_client.h"
 
 namespace tidemark::tools {
@@ -52,12 +53,37 @@ struct RemoteArgs {
   Result<std::unique_ptr<target::RemoteClient>> Client() const;
 };
 
+// Where a drill's records are (recovery/drill.h): --journal DIR (in
+// DIR/drills), or with --target (--tenant, --token-file, --ca) the
+// directory --state DIR (in DIR/drills).
+struct DrillDirArgs {
+  std::string journal_dir, state_dir;
+  RemoteArgs remote;
+  void Add(CLI::App* cmd);
+  // The records' store. `mounting` (drill start) checks the remote options
+  // whole and creates DIR/drills (and the --state directory); stop and list
+  // need only the directory. kInvalidArgument for a bad combination,
+  // kNotFound for a missing --journal directory when mounting.
+  Result<recovery::DrillStore> Open(bool mounting) const;
+  // "--journal DIR" or "--state DIR", for hints.
+  std::string Option() const;
+};
+
+std::string AbsPath(const std::string& path);
+
 // POST .../resolve on a target: the point `spec` names there (a relative
 // --at is made absolute by this machine's clock first, as --journal does).
 Result<journal::Point> RemoteResolve(target::RemoteClient& client, const std::string& volume,
                                      const journal::PointSpec& spec);
 
 nlohmann::json PointJson(const journal::Point& p);
+// The newest drill of `volume` recorded in BASE/drills (BASE: a journal or a
+// tap's state directory; recovery/drill.h), as `points` and `status` show
+// it: {"name", "started", "stopped", "point", "state", "result", "reason"};
+// null when there is none; {"error": M} when the records cannot be read.
+nlohmann::json LastDrillJson(const std::string& base_dir, const std::string& volume);
+// "d1 at seq 12 started 2026-...Z (stopped): pass (boot check: ...)", or "none".
+std::string LastDrillText(const nlohmann::json& last_drill);
 std::string HumanBytes(uint64_t bytes);
 
 // Registration of the subcommands; each sets *exit_code when it runs.
@@ -73,5 +99,6 @@ void AddTargetServeCommand(CLI::App* target, int* exit_code);  // target serve
 void AddTapCommand(CLI::App& app, int* exit_code);
 void AddStatusCommand(CLI::App& app, int* exit_code);
 void AddMountCommand(CLI::App& app, int* exit_code);
+void AddDrillCommand(CLI::App& app, int* exit_code);  // drill start|stop|list
 
 }  // namespace tidemark::tools

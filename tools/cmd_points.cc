@@ -16,6 +16,7 @@ namespace {
 struct PointsArgs {
   std::string journal_dir;
   RemoteArgs remote;
+  std::string state_dir;  // with --target: where its drill records are
   std::string volume;
   bool flushes = false;
   bool json = false;
@@ -68,6 +69,9 @@ Status PrintPoints(const journal::VolumeInfo& vol, const nlohmann::json& p, bool
       std::printf("flushes: %zu\n", p.at("flushes").size());
       for (const auto& f : p.at("flushes")) line("  flush", f);
     }
+    if (p.contains("last_drill")) {
+      std::printf("last drill: %s\n", LastDrillText(p["last_drill"]).c_str());
+    }
   } catch (const nlohmann::json::exception& e) {
     return Status::IOError(std::string("the points answer is not a points object: ") + e.what());
   }
@@ -77,6 +81,9 @@ Status PrintPoints(const journal::VolumeInfo& vol, const nlohmann::json& p, bool
 int RunPoints(const PointsArgs& a) {
   auto run = [&]() -> Status {
     TM_RETURN_IF_ERROR(a.remote.Check(a.journal_dir));
+    if (!a.state_dir.empty() && !a.remote.given()) {
+      return Status::InvalidArgument("--state goes with --target");
+    }
     nlohmann::json out;
     journal::VolumeInfo vol;
     if (a.remote.given()) {
@@ -96,6 +103,10 @@ int RunPoints(const PointsArgs& a) {
       BOOST_OUTCOME_TRY(local, PointsJson(*j, vol, a.flushes));
       out = std::move(local);
     }
+    // The drill records (recovery/drill.h): beside the journal, or for a
+    // target in the directory given with --state.
+    const std::string& drills = a.remote.given() ? a.state_dir : a.journal_dir;
+    if (!drills.empty()) out["last_drill"] = LastDrillJson(drills, a.volume);
     if (a.json) {
       std::printf("%s\n", out.dump().c_str());
       return Status::Ok();
@@ -168,6 +179,8 @@ void AddPointsCommands(CLI::App& app, int* exit_code) {
   points->add_option("--journal", p->journal_dir, "journal directory");
   p->remote.Add(points);
   points->add_option("VOLUME", p->volume, "volume name")->required();
+  points->add_option("--state", p->state_dir,
+                     "with --target: the directory of its drill records (see drill start)");
   points->add_flag("--flushes", p->flushes, "also list FLUSH and FUA points");
   points->add_flag("--json", p->json, "print JSON");
   points->callback([p, exit_code] { *exit_code = RunPoints(*p); });

@@ -3,7 +3,8 @@
 // What the daemons on this machine are doing: each `protect` (by journal
 // directory), each `tap` (by state directory; default: every directory under
 // /var/lib/tidemark/tap or ~/.local/state/tidemark/tap) and a target (by its
-// config): state, seqs, queue and RPO lag, read from their control sockets.
+// config): state, seqs, queue and RPO lag, read from their control sockets,
+// and each volume's last drill (recorded in DIR/drills).
 #include <unistd.h>
 
 #include <cstdio>
@@ -61,6 +62,7 @@ void Collect(const std::string& dir, const char* kind, nlohmann::json* volumes) 
     v["daemon"] = kind;
     v["dir"] = dir;
     v["pid"] = record->value("pid", 0);
+    if (v.contains("name")) v["last_drill"] = LastDrillJson(dir, v["name"].get<std::string>());
     volumes->push_back(v);
   }
 }
@@ -121,6 +123,9 @@ int RunStatus(StatusArgs a) {
                         .c_str());
       }
       if (v.contains("error")) std::printf(" error: %s", v["error"].get<std::string>().c_str());
+      if (v.contains("last_drill")) {
+        std::printf(" last drill: %s", LastDrillText(v["last_drill"]).c_str());
+      }
       std::printf("  (%s)\n", v.value("dir", "").c_str());
     }
     for (const auto& t : targets) {

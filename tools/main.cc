@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   AddTapCommand(app, &exit_code);
   AddStatusCommand(app, &exit_code);
   AddMountCommand(app, &exit_code);
+  AddDrillCommand(app, &exit_code);
   const std::string first = argc > 1 ? argv[1] : "";
   auto named = [&](const CLI::App* sub) { return sub->get_name() == first; };
   if (!first.empty() && first[0] != '-' && app.get_subcommands(named).empty()) {

@@ -9,6 +9,7 @@
 #       nbd+unix:///NAME?socket=SOCK. The guest's serial console goes to LOG, qemu's own
 #       output to LOG.qemu. Returns qemu's exit status when it exited by itself (0 on a
 #       guest power-off), 124 on a timeout. Sets $boot_seconds (wall clock, 2 decimals).
+#       BOOT_FORMAT=qcow2|vmdk|vhdx boot_image ... boots an image of that format.
 #   boot_marker LOG PREFIX
 #       prints the first console line of LOG starting with PREFIX (without its CR), or
 #       fails with nothing printed
@@ -17,7 +18,7 @@
 # with max) and GRUB reads the kernel slower. Kernel messages may interleave with the guest's lines, so match markers by prefix.
 
 boot_image() {
-    local drive=$1 log=$2 timeout_s=$3 rc=0 t0 t1 cache=none
+    local drive=$1 log=$2 timeout_s=$3 rc=0 t0 t1 cache=none format=${BOOT_FORMAT:-raw}
     shift 3
     # O_DIRECT (cache=none) is not available on every filesystem (tmpfs before Linux 6.6).
     if [ -f "$drive" ] && ! dd if="$drive" of=/dev/null bs=4096 count=1 iflag=direct \
@@ -28,7 +29,7 @@ boot_image() {
     t0=$EPOCHREALTIME
     timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 256 -nographic -no-reboot \
         -display none -monitor none -serial "file:$log" -nic none \
-        -drive "file=${drive//,/,,},format=raw,if=virtio,cache=$cache" "$@" \
+        -drive "file=${drive//,/,,},format=$format,if=virtio,cache=$cache" "$@" \
         </dev/null >"$log.qemu" 2>&1 || rc=$?
     t1=$EPOCHREALTIME
     boot_seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')

@@ -1,0 +1,129 @@
+// BootCheck() against fake qemus (shell scripts that write a console log
+// the way qemu's -serial file: does): a marker passes, a timeout, an early
+// exit and a power-off fail with their reasons, a missing qemu is an error.
+#include "tidemark/recovery/boot_check.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+namespace tidemark::recovery {
+namespace {
+
+class BootCheckTest : public ::testing::Test {
+ protected:
+  // A fake qemu: finds -serial file:LOG, then runs `body` with $log set.
+  std::string FakeQemu(const std::string& name, const std::string& body) {
+    std::string path = ::testing::TempDir() + "/fake-qemu-" + name;
+    std::ofstream out(path, std::ios::trunc);
+    out << "#!/bin/sh\nlog=\nwhile [ $# -gt 0 ]; do\n"
+           "  case $1 in -serial) log=${2#file:}; shift ;; esac\n  shift\ndone\n"
+        << body << "\n";
+    out.close();
+    ::chmod(path.c_str(), 0755);
+    return path;
+  }
+  BootCheckOptions Options(const std::string& qemu) {
+    BootCheckOptions o;
+    o.qemu = qemu;
+    o.drive = "nbd:unix:/nonexistent:exportname=vm";
+    o.console_log = ::testing::TempDir() + "/console-" + std::to_string(n_++) + ".log";
+    o.timeout = std::chrono::milliseconds(1500);
+    return o;
+  }
+  int n_ = 0;
+};
+
+TEST_F(BootCheckTest, MarkerMidLinePasses) {
+  auto o = Options(FakeQemu("pass",
+                            "printf 'SeaBIOS\\r\\nBooting\\r\\n' >\"$log\"\n"
+                            "sleep 0.2\nprintf 'debian lo' >>\"$log\"\nsleep 0.2\n"
+                            "printf 'gin: ' >>\"$log\"\nexec sleep 30"));
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(r.value().passed) << r.value().reason;
+  EXPECT_NE(r.value().reason.find("marker 'login:' seen after "), std::string::npos);
+  EXPECT_LT(r.value().elapsed.count(), 1500);
+}
+
+TEST_F(BootCheckTest, TimeoutNamesTheLastConsoleLine) {
+  auto o = Options(FakeQemu("hang",
+                            "printf 'Loading Linux\\r\\nKernel panic - not syncing\\r\\n"
+                            "\\033[0m   \\r\\n' >\"$log\"\nexec sleep 30"));
+  o.timeout = std::chrono::milliseconds(800);
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r.value().passed);
+  EXPECT_EQ(r.value().reason,
+            "no marker 'login:' within 0.8 s; last console line: Kernel panic - not syncing");
+}
+
+TEST_F(BootCheckTest, EmptyConsole) {
+  auto o = Options(FakeQemu("silent", "exec sleep 30"));
+  o.timeout = std::chrono::milliseconds(500);
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r.value().reason, "no marker 'login:' within 0.5 s; the console stayed empty");
+}
+
+TEST_F(BootCheckTest, QemuErrorExit) {
+  auto o = Options(FakeQemu("err", "echo 'qemu: could not open disk image' >&2\nexit 1"));
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r.value().passed);
+  EXPECT_NE(r.value().reason.find("qemu exited with status 1 after "), std::string::npos);
+  EXPECT_NE(r.value().reason.find(": qemu: could not open disk image"), std::string::npos)
+      << r.value().reason;
+}
+
+TEST_F(BootCheckTest, PowerOffWithoutMarker) {
+  auto o = Options(FakeQemu("off", "echo 'TIDEMARK-BOOT-FAIL stage=init' >\"$log\"\nexit 0"));
+  o.marker = "TIDEMARK-BOOT-OK";
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r.value().passed);
+  EXPECT_NE(r.value().reason.find("the guest powered off after"), std::string::npos);
+  EXPECT_NE(r.value().reason.find("last console line: TIDEMARK-BOOT-FAIL stage=init"),
+            std::string::npos);
+}
+
+TEST_F(BootCheckTest, MarkerJustBeforeExitPasses) {
+  auto o = Options(FakeQemu("quick", "echo 'TIDEMARK-BOOT-OK payload=1' >\"$log\"\nexit 0"));
+  o.marker = "TIDEMARK-BOOT-OK";
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(r.value().passed) << r.value().reason;
+}
+
+TEST_F(BootCheckTest, AbortReason) {
+  auto o = Options(FakeQemu("abort", "exec sleep 30"));
+  o.abort_reason = [] { return std::string("the export went away"); };
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r.value().passed);
+  EXPECT_EQ(r.value().reason.rfind("the export went away after ", 0), 0u) << r.value().reason;
+}
+
+TEST_F(BootCheckTest, Errors) {
+  auto o = Options(::testing::TempDir() + "/no-such-qemu");
+  auto r = BootCheck(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kNotFound);
+  o = Options("/bin/true");
+  o.marker.clear();
+  EXPECT_EQ(BootCheck(o).error().code(), Code::kInvalidArgument);
+  o = Options("/bin/true");
+  o.console_log = "/nonexistent/dir/console.log";
+  EXPECT_EQ(BootCheck(o).error().code(), Code::kIOError);
+}
+
+TEST(LastConsoleLine, CleansAndCuts) {
+  EXPECT_EQ(LastConsoleLine(""), "");
+  EXPECT_EQ(LastConsoleLine("a\r\nb \r\n\r\n  \n"), "b");
+  EXPECT_EQ(LastConsoleLine("x\n\033[1;31mred\033[0m text\xc3\xa9\n"), "red text??");
+  EXPECT_EQ(LastConsoleLine(std::string(300, 'z'), 10), "zzzzzzzzzz...");
+}
+
+}  // namespace
+}  // namespace tidemark::recovery

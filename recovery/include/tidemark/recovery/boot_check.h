@@ -1,0 +1,68 @@
+// Boot checks of DR drills (issue #5): boot a disk in qemu, with no network
+// and its serial console in a file, and pass when the guest prints a marker
+// on that console within a time limit.
+//
+// qemu runs as
+//   qemu-system-x86_64 -accel tcg -cpu max -m 256 -nographic -no-reboot
+//     -display none -monitor none -nic none -serial file:CONSOLE_LOG
+//     -drive file=DRIVE,format=raw,if=virtio,cache=none
+// (-cpu max: with TCG's default CPU a kernel's decompressor alone takes
+// seconds). The guest is killed (SIGTERM, then SIGKILL) as soon as the
+// marker shows or the time is up: a drill's disk is a throwaway overlay,
+// so a power cut there costs nothing. qemu's own stdout and stderr go to
+// CONSOLE_LOG.qemu.
+//
+// Thread-safety: BootCheck() blocks the calling thread; calls on different
+// logs may run at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tidemark/journal/status.h"
+
+namespace tidemark::recovery {
+
+struct BootCheckOptions {
+  // The -drive file= value, verbatim (commas are doubled for qemu here): an
+  // image path, or an NBD export such as nbd:unix:SOCK:exportname=NAME.
+  std::string drive;
+  std::string drive_format = "raw";
+  // Passes when this text appears anywhere in the console output (a login
+  // prompt is mid-line: "debian login:"). Not empty.
+  std::string marker = "login:";
+  std::chrono::milliseconds timeout{120'000};
+  // The serial console's file (created or truncated; kept afterwards).
+  std::string console_log;
+  std::string qemu = "qemu-system-x86_64";
+  std::string accel = "tcg";
+  uint32_t memory_mib = 256;
+  std::vector<std::string> extra_args;  // appended to qemu's command line
+  // Polled every 100 ms while the guest boots: a non-empty answer ends the
+  // check as a failure with that reason (e.g. the export's server died).
+  std::function<std::string()> abort_reason;
+};
+
+struct BootCheckResult {
+  bool passed = false;
+  // One line: "marker 'login:' seen after 5.1 s", "no marker 'login:'
+  // within 60 s; last console line: ...", "qemu exited with status 1 after
+  // 0.3 s, before the marker: <qemu's last line>", ...
+  std::string reason;
+  std::chrono::milliseconds elapsed{0};  // from qemu's start to the verdict
+};
+
+// Boots options.drive and watches its console. A guest that fails to boot
+// is a result (passed == false), not an error. Errors: kInvalidArgument (an
+// empty drive, marker or console_log, a zero timeout), kNotFound (qemu is
+// not installed), kIOError (the console log cannot be created or read).
+Result<BootCheckResult> BootCheck(const BootCheckOptions& options);
+
+// The last non-empty line of `text`, with CR, escape sequences and other
+// control characters dropped, cut to at most max_chars.
+std::string LastConsoleLine(std::string_view text, size_t max_chars = 160);
+
+}  // namespace tidemark::recovery
