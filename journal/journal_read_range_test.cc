@@ -12,8 +12,7 @@ using namespace testing_util;  // NOLINT
 class ReadBlocksTest : public JournalTest {
  protected:
   // Checks ReadBlocks(first, count) at seq against the image from ReadBlock.
-  void CheckRange(uint32_t vol, Seq seq, const std::string& image, uint64_t first,
-                  uint32_t count) {
+  void CheckRange(uint32_t vol, Seq seq, const std::string& image, uint64_t first, uint32_t count) {
     std::string got(static_cast<size_t>(count) * kBs, 'x');
     std::vector<BlockState> states(count, BlockState::kData);
     ASSERT_OK(j_->ReadBlocks(vol, first, count, seq, got.data(), states.data()));
@@ -76,16 +75,16 @@ TEST_F(ReadBlocksTest, AgreesWithReadBlockAtEverySeq) {
 TEST_F(ReadBlocksTest, StatesOfHolesZeroVersionsRangesAndData) {
   Reopen();
   uint32_t vol = NewVolume(32 * kBs);
-  ASSERT_OK(Write(vol, 0, 0, Pattern(8 * kBs, 3)));            // blocks 0-7 data
-  ASSERT_OK(Write(vol, 1, 2 * kBs, std::string(kBs, '\0')));    // block 2: a zero version
-  ASSERT_OK(Zero(vol, 2, 4 * kBs, 2 * kBs));                    // blocks 4-5: a trim range
-  ASSERT_OK(Write(vol, 3, 5 * kBs, Pattern(kBs, 4)));           // block 5 data again
+  ASSERT_OK(Write(vol, 0, 0, Pattern(8 * kBs, 3)));           // blocks 0-7 data
+  ASSERT_OK(Write(vol, 1, 2 * kBs, std::string(kBs, '\0')));  // block 2: a zero version
+  ASSERT_OK(Zero(vol, 2, 4 * kBs, 2 * kBs));                  // blocks 4-5: a trim range
+  ASSERT_OK(Write(vol, 3, 5 * kBs, Pattern(kBs, 4)));         // block 5 data again
   ASSERT_OK(j_->Commit());
   std::vector<BlockState> s(12);
   ASSERT_OK(j_->ReadBlocks(vol, 0, 12, 3, nullptr, s.data()));
   using B = BlockState;
-  EXPECT_EQ(s, (std::vector<B>{B::kData, B::kData, B::kZero, B::kData, B::kZero, B::kData,
-                               B::kData, B::kData, B::kZero, B::kZero, B::kZero, B::kZero}));
+  EXPECT_EQ(s, (std::vector<B>{B::kData, B::kData, B::kZero, B::kData, B::kZero, B::kData, B::kData,
+                               B::kData, B::kZero, B::kZero, B::kZero, B::kZero}));
   ASSERT_OK(j_->ReadBlocks(vol, 0, 12, 0, nullptr, s.data()));  // at seq 0: 0-7 data
   for (int i = 0; i < 12; ++i) EXPECT_EQ(s[i], i < 8 ? B::kData : B::kZero) << i;
   // Single-block seeks give the same answers.

@@ -4,6 +4,7 @@
 #include "tidemark/recovery/snapshot.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -11,7 +12,6 @@
 #include <future>
 #include <random>
 #include <thread>
-#include <unistd.h>
 
 namespace tidemark::recovery {
 namespace {
@@ -87,8 +87,8 @@ TEST(Snapshot, UnalignedReads) {
   std::mt19937_64 rng(5);
   for (int i = 0; i < 200; ++i) {
     uint64_t off = rng() % (kBlocks * 8) * 512;
-    uint32_t len = static_cast<uint32_t>(
-        std::min<uint64_t>(kBlocks * kBs - off, (rng() % 100 + 1) * 512));
+    uint32_t len =
+        static_cast<uint32_t>(std::min<uint64_t>(kBlocks * kBs - off, (rng() % 100 + 1) * 512));
     Reply r = Do(*dev, Command::kRead, off, len);
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
     ASSERT_EQ(r.data, point.image.substr(off, len)) << off << "+" << len;
@@ -237,8 +237,7 @@ TEST(Snapshot, JournalReadersServeAPoint) {
   ASSERT_TRUE(vol);
   const uint32_t id = vol.value().id;
   std::string model(kBlocks * kBs, '\0');
-  auto apply = [&](Seq seq, OpKind kind, uint64_t off, const std::string& data,
-                   uint64_t len) {
+  auto apply = [&](Seq seq, OpKind kind, uint64_t off, const std::string& data, uint64_t len) {
     WriteOp op;
     op.seq = seq;
     op.time_ns = 1'000'000'000 + static_cast<TimeNs>(seq);

@@ -67,10 +67,10 @@ int RunMount(const MountArgs& a) {
           BOOST_OUTCOME_TRY(fresh, a.remote.Client());
           c = std::move(fresh);
         }
-        return recovery::BlockReadFn([c, v, seq](uint64_t b, uint32_t n, char* out,
-                                                 journal::BlockState* st) {
-          return c->ReadBlocks(v, seq, b, n, out, st);
-        });
+        return recovery::BlockReadFn(
+            [c, v, seq](uint64_t b, uint32_t n, char* out, journal::BlockState* st) {
+              return c->ReadBlocks(v, seq, b, n, out, st);
+            });
       };
     } else {
       BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
@@ -92,9 +92,9 @@ int RunMount(const MountArgs& a) {
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
     if (a.json) {
-      nlohmann::json ready = {{"volume", o.volume.name},  {"point", PointJson(point)},
+      nlohmann::json ready = {{"volume", o.volume.name},     {"point", PointJson(point)},
                               {"listen", server->address()}, {"export", o.volume.name},
-                              {"writable", a.writable},     {"size_bytes", o.volume.size_bytes}};
+                              {"writable", a.writable},      {"size_bytes", o.volume.size_bytes}};
       std::printf("%s\n", ready.dump().c_str());
     } else {
       std::printf("mounted %s at seq %llu (%s) on %s, %s\n", o.volume.name.c_str(),
@@ -109,8 +109,10 @@ int RunMount(const MountArgs& a) {
     recovery::SnapshotStats st = device->stats();
     const uint64_t overlay_bytes = st.overlay_chunks * o.overlay_granularity_bytes;
     if (a.json) {
-      nlohmann::json done = {{"stopped", o.volume.name},     {"reads", st.reads},
-                             {"read_bytes", st.read_bytes},  {"writes", st.writes},
+      nlohmann::json done = {{"stopped", o.volume.name},
+                             {"reads", st.reads},
+                             {"read_bytes", st.read_bytes},
+                             {"writes", st.writes},
                              {"overlay_bytes", overlay_bytes}};
       std::printf("%s\n", done.dump().c_str());
     } else {
