@@ -24,8 +24,11 @@
 //                 (fdatasync would cost the drill's guest time for nothing).
 // The journal is never written: readers open it read-only.
 //
-// Thread-safety: a device serves requests from every connection at once on
-// `readers` worker threads; Submit() returns at once. Destruction joins the
+// Thread-safety: a device serves every connection at once with `readers`
+// readers, each used by one thread at a time. READs up to 64 KiB run in
+// Submit() on the connection's thread (with a free reader: no hand-off);
+// larger READs, BLOCK_STATUS and writes go to `readers` worker threads, so
+// that they overlap and Submit() returns at once. Destruction joins the
 // workers (the NBD server must be stopped first: it waits for replies).
 #pragma once
 
@@ -60,8 +63,8 @@ BlockReaderFactory JournalReaders(std::unique_ptr<journal::Journal> first, std::
 struct SnapshotOptions {
   // Geometry of the volume (size_bytes, block_bytes; name for messages).
   journal::VolumeInfo volume;
-  // Worker threads, each with its own reader: requests of all connections
-  // are spread over them. 1 serialises every read.
+  // Readers (and worker threads): requests of all connections share them.
+  // 1 serialises every read.
   unsigned readers = 2;
   // A read cache in front of the readers (for remote readers: each miss is
   // a round trip), in chunks of cache_chunk_bytes (a multiple of the block
@@ -78,7 +81,7 @@ struct SnapshotOptions {
 };
 
 struct SnapshotStats {
-  uint64_t reads = 0;           // READ requests answered
+  uint64_t reads = 0;  // READ requests answered
   uint64_t read_bytes = 0;
   uint64_t writes = 0;          // WRITE, TRIM, WRITE_ZEROES answered
   uint64_t overlay_chunks = 0;  // chunks now in the overlay
