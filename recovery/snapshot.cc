@@ -22,26 +22,15 @@ using capture::nbd::Reply;
 using capture::nbd::ReplyFn;
 using capture::nbd::Request;
 
-BlockReaderFactory JournalReaders(std::unique_ptr<journal::Journal> first, std::string dir,
-                                  uint32_t volume, Seq seq) {
-  auto slot = std::make_shared<std::unique_ptr<journal::Journal>>(std::move(first));
-  return [slot, dir, volume, seq]() -> Result<BlockReadFn> {
-    std::shared_ptr<journal::Journal> j;
-    if (*slot) {
-      j = std::move(*slot);
-    } else {
-      journal::OpenOptions o;
-      o.read_only = true;
-      BOOST_OUTCOME_TRY(opened, journal::Journal::Open(dir, o));
-      auto latest = opened->Latest(volume);
-      if (!latest || latest.value().seq < seq) {
-        return Status::NotFound("journal " + dir + " no longer holds seq " + std::to_string(seq));
-      }
-      j = std::move(opened);
-    }
-    return BlockReadFn([j, volume, seq](uint64_t first_block, uint32_t count, char* out,
-                                        journal::BlockState* states) {
-      return j->ReadBlocks(volume, first_block, count, seq, out, states);
+BlockReaderFactory JournalReaders(std::shared_ptr<const journal::Journal> journal, uint32_t volume,
+                                  Seq seq) {
+  return [journal, volume, seq]() -> Result<BlockReadFn> {
+    BOOST_OUTCOME_TRY(r, journal->NewPointReader(volume, seq));
+    std::shared_ptr<journal::PointReader> reader = std::move(r);
+    // The journal is kept alive by every reader made from it.
+    return BlockReadFn([journal, reader](uint64_t first_block, uint32_t count, char* out,
+                                         journal::BlockState* states) {
+      return reader->Read(first_block, count, out, states);
     });
   };
 }

@@ -223,8 +223,7 @@ TEST(Snapshot, ReaderErrorsAndBadOptions) {
   EXPECT_TRUE(r.data.empty());
 }
 
-// A real journal: the first reader is the (writable) journal the test
-// wrote, the second a read-only instance opened beside it; both serve the
+// A real journal: two PointReaders of the journal the test wrote serve the
 // point at seq 2 while seq 3 exists.
 TEST(Snapshot, JournalReadersServeAPoint) {
   std::string dir = ::testing::TempDir() + "/snapshot_test_journal." + std::to_string(getpid());
@@ -260,7 +259,7 @@ TEST(Snapshot, JournalReadersServeAPoint) {
   SnapshotOptions o;
   o.volume = vol.value();
   o.readers = 2;
-  auto dev = SnapshotDevice::Open(o, JournalReaders(std::move(j.value()), dir, id, 2));
+  auto dev = SnapshotDevice::Open(o, JournalReaders(std::move(j.value()), id, 2));
   ASSERT_TRUE(dev) << dev.error().ToString();
   for (int i = 0; i < 8; ++i) {  // spread over both readers
     Reply r = Do(*dev.value(), Command::kRead, 0, kBlocks * kBs);

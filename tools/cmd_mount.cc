@@ -73,12 +73,15 @@ int RunMount(const MountArgs& a) {
             });
       };
     } else {
-      BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+      journal::OpenOptions jo;
+      jo.read_only = true;  // a RocksDB secondary when a daemon writes the journal
+      jo.block_cache_bytes = a.cache_mib << 20;
+      BOOST_OUTCOME_TRY(j, journal::Journal::Open(a.journal_dir, jo));
       BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
       BOOST_OUTCOME_TRY(p, j->Resolve(v.id, spec, NowNs()));
       o.volume = v;
       point = p;
-      factory = recovery::JournalReaders(std::move(j), a.journal_dir, v.id, p.seq);
+      factory = recovery::JournalReaders(std::move(j), v.id, p.seq);
     }
     BOOST_OUTCOME_TRY(device, recovery::SnapshotDevice::Open(o, factory));
     capture::nbd::ServerOptions sopts;
@@ -149,7 +152,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--readers", a->readers, "reader threads (each with its own journal reader)")
       ->check(CLI::Range(1u, 64u))
       ->capture_default_str();
-  cmd->add_option("--cache-mib", a->cache_mib, "with --target: read cache size in MiB")
+  cmd->add_option("--cache-mib", a->cache_mib,
+                  "read cache in MiB (the journal's block cache; with --target, fetched blocks)")
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print the ready line (and the final one) as JSON");
   cmd->callback([a, exit_code] { *exit_code = RunMount(*a); });

@@ -51,13 +51,14 @@ using BlockReadFn = std::function<Status(uint64_t first_block, uint32_t count, c
 // Makes one BlockReadFn (one worker's reader); called from one thread.
 using BlockReaderFactory = std::function<Result<BlockReadFn>()>;
 
-// Readers of volume `volume` at `seq` of the journal in `dir`: the first
-// call hands out `first` (already open, e.g. the journal the point was
-// resolved with; may be null), later calls each open `dir` read-only: a
-// RocksDB secondary instance when a daemon writes the journal, which sees
-// at least what `first` saw. kNotFound when a journal opened later does
-// not hold `seq` (it cannot happen short of the journal being replaced).
-BlockReaderFactory JournalReaders(std::unique_ptr<journal::Journal> first, std::string dir,
+// Readers of volume `volume` at `seq` of `journal`: each a
+// journal::PointReader of its own (iterators kept between reads), all over
+// the one journal, which must be a read-only instance (a RocksDB secondary
+// when a daemon writes it) that nothing else uses or catches up while the
+// readers live: they share its block cache and never open the journal
+// again. Measured against one journal per reader and against one reader
+// for all in docs/benchmarks.md#virtual-snapshot-reads-issue-5.
+BlockReaderFactory JournalReaders(std::shared_ptr<const journal::Journal> journal,
                                   uint32_t volume, Seq seq);
 
 struct SnapshotOptions {
