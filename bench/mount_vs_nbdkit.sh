@@ -68,13 +68,19 @@ start_nbdkit() {
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# fio's nbd engine, one connection per job; prints IOPS and MB/s of the read side.
-run_fio() {  # socket rw bs iodepth jobs
-  fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$1" --rw="$2" --bs="$3" \
-    --iodepth="$4" --numjobs="$5" --group_reporting --size="${size_mib}M" --time_based \
-    --runtime="$seconds" --ramp_time=2 --output-format=json --output="$work/fio.json" \
-    >/dev/null 2>&1
-  python3 -c "import json; r=json.load(open('$work/fio.json'))['jobs'][0]['read']; print(r['iops'], r['bw_bytes']/1e6)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, all threads
+
+# fio's nbd engine, one connection per job; prints IOPS, MB/s of the read side
+# and the server's CPU time per request in microseconds (the machine may be
+# shared: CPU per request is the steadier measure of the server's own cost).
+run_fio() {  # server-pid socket rw bs iodepth jobs
+  local c0 c1
+  c0=$(cpu_ticks "$1")
+  fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$2" --rw="$3" --bs="$4" \
+    --iodepth="$5" --numjobs="$6" --group_reporting --size="${size_mib}M" --time_based \
+    --runtime="$seconds" --output-format=json --output="$work/fio.json" >/dev/null 2>&1
+  c1=$(cpu_ticks "$1")
+  python3 -c "import json, os; r=json.load(open('$work/fio.json'))['jobs'][0]['read']; print(r['iops'], r['bw_bytes']/1e6, ($c1 - $c0) / os.sysconf('SC_CLK_TCK') * 1e6 / r['total_ios'])"
 }
 
 # Workloads: name, fio rw, bs, iodepth, jobs (clients), unit.
@@ -87,9 +93,10 @@ workloads=(
 for r in $(seq 1 "$rounds"); do
   for w in "${workloads[@]}"; do
     IFS='|' read -r name rw bs qd jobs unit <<<"$w"
-    start_nbdkit; k=$(run_fio "$work/k.sock" "$rw" "$bs" "$qd" "$jobs"); stop "$kit_pid"
+    start_nbdkit; k=$(run_fio "$kit_pid" "$work/k.sock" "$rw" "$bs" "$qd" "$jobs"); stop "$kit_pid"
     for n in $readers; do
-      start_mount "$n"; t=$(run_fio "$work/m.sock" "$rw" "$bs" "$qd" "$jobs"); stop "$mount_pid"
+      start_mount "$n"; t=$(run_fio "$mount_pid" "$work/m.sock" "$rw" "$bs" "$qd" "$jobs")
+      stop "$mount_pid"
       echo "$name|$n|$unit|$t|$k" >>"$work/results"
       echo "round $r $name, $n readers: mount $t, nbdkit $k" >&2
     done
@@ -99,19 +106,21 @@ done
 python3 - "$seconds" "$size_mib" "$journal_mib" "$work/results" <<'PY'
 import collections, statistics, sys
 secs, size, jmib, path = sys.argv[1:5]
-print(f"fio nbd engine, {secs} s per run after 2 s ramp, {size} MiB volume filled through `protect` "
+print(f"fio nbd engine, {secs} s per run, {size} MiB volume filled through `protect` "
       f"(half-compressible data; journal {jmib} MiB, zstd); tidemark = `mount --latest --readers N` "
       f"while `protect` idles on the journal; nbdkit = `nbdkit -r file` on the restored raw image, "
       f"run just before the mounts of each round. Both warm in the page cache.\n")
-print("| workload | readers | tidemark mount | nbdkit file | ratio mount/nbdkit min / median / max |")
-print("|---|---|---|---|---|")
+print("| workload | readers | tidemark mount | nbdkit file | ratio mount/nbdkit min / median / max | server CPU per request, mount / nbdkit |")
+print("|---|---|---|---|---|---|")
 rows = collections.OrderedDict()
 for line in open(path):
     name, n, unit, t, k = line.rstrip("\n").split("|")
     idx = 0 if unit == "IOPS" else 1
-    rows.setdefault((name, n, unit), []).append((float(t.split()[idx]), float(k.split()[idx])))
-for (name, n, unit), pairs in rows.items():
-    ratios = sorted(t / k for t, k in pairs)
-    mt = statistics.median(t for t, _ in pairs); mk = statistics.median(k for _, k in pairs)
-    print(f"| {name} | {n} | {mt:,.0f} {unit} | {mk:,.0f} {unit} | {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} |")
+    t, k = t.split(), k.split()
+    rows.setdefault((name, n, unit), []).append((float(t[idx]), float(k[idx]), float(t[2]), float(k[2])))
+for (name, n, unit), runs in rows.items():
+    ratios = sorted(t / k for t, k, _, _ in runs)
+    mt = statistics.median(r[0] for r in runs); mk = statistics.median(r[1] for r in runs)
+    ct = statistics.median(r[2] for r in runs); ck = statistics.median(r[3] for r in runs)
+    print(f"| {name} | {n} | {mt:,.0f} {unit} | {mk:,.0f} {unit} | {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} | {ct:,.1f} / {ck:,.1f} µs |")
 PY
