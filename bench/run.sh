@@ -50,6 +50,12 @@ if (( quick )); then
 else
   "$here/tap_vs_nbdkit.sh" "$build_dir" || failed=1
 fi
+echo "== mount_vs_nbdkit"
+if (( quick )); then
+  "$here/mount_vs_nbdkit.sh" "$build_dir" --seconds 2 --rounds 1 --size-mib 64 || failed=1
+else
+  "$here/mount_vs_nbdkit.sh" "$build_dir" || failed=1
+fi
 echo "== remote_vs_protect"
 if (( quick )); then
   "$here/remote_vs_protect.sh" "$build_dir" --seconds 2 --rounds 1 --size-mib 256 || failed=1

@@ -114,7 +114,7 @@ Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const Open
   db_opts.keep_log_file_num = 2;
   db_opts.info_log_level = rocksdb::WARN_LEVEL;
   db_opts.max_total_wal_size = 256 << 20;
-  auto cache = rocksdb::NewLRUCache(64 << 20);
+  auto cache = rocksdb::NewLRUCache(o.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (size_t i = 0; i < kCfCount; ++i) {
     cfs.emplace_back(kColumnFamilies[i], CfOptions(i, o, cache));

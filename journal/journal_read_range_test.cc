@@ -1,6 +1,8 @@
 // Journal::ReadBlocks against ReadBlock: the same bytes for every range at
 // every seq, states that agree with them, and its argument errors.
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "journal_test_util.h"
 
@@ -12,8 +14,7 @@ using namespace testing_util;  // NOLINT
 class ReadBlocksTest : public JournalTest {
  protected:
   // Checks ReadBlocks(first, count) at seq against the image from ReadBlock.
-  void CheckRange(uint32_t vol, Seq seq, const std::string& image, uint64_t first,
-                  uint32_t count) {
+  void CheckRange(uint32_t vol, Seq seq, const std::string& image, uint64_t first, uint32_t count) {
     std::string got(static_cast<size_t>(count) * kBs, 'x');
     std::vector<BlockState> states(count, BlockState::kData);
     ASSERT_OK(j_->ReadBlocks(vol, first, count, seq, got.data(), states.data()));
@@ -76,16 +77,16 @@ TEST_F(ReadBlocksTest, AgreesWithReadBlockAtEverySeq) {
 TEST_F(ReadBlocksTest, StatesOfHolesZeroVersionsRangesAndData) {
   Reopen();
   uint32_t vol = NewVolume(32 * kBs);
-  ASSERT_OK(Write(vol, 0, 0, Pattern(8 * kBs, 3)));            // blocks 0-7 data
-  ASSERT_OK(Write(vol, 1, 2 * kBs, std::string(kBs, '\0')));    // block 2: a zero version
-  ASSERT_OK(Zero(vol, 2, 4 * kBs, 2 * kBs));                    // blocks 4-5: a trim range
-  ASSERT_OK(Write(vol, 3, 5 * kBs, Pattern(kBs, 4)));           // block 5 data again
+  ASSERT_OK(Write(vol, 0, 0, Pattern(8 * kBs, 3)));           // blocks 0-7 data
+  ASSERT_OK(Write(vol, 1, 2 * kBs, std::string(kBs, '\0')));  // block 2: a zero version
+  ASSERT_OK(Zero(vol, 2, 4 * kBs, 2 * kBs));                  // blocks 4-5: a trim range
+  ASSERT_OK(Write(vol, 3, 5 * kBs, Pattern(kBs, 4)));         // block 5 data again
   ASSERT_OK(j_->Commit());
   std::vector<BlockState> s(12);
   ASSERT_OK(j_->ReadBlocks(vol, 0, 12, 3, nullptr, s.data()));
   using B = BlockState;
-  EXPECT_EQ(s, (std::vector<B>{B::kData, B::kData, B::kZero, B::kData, B::kZero, B::kData,
-                               B::kData, B::kData, B::kZero, B::kZero, B::kZero, B::kZero}));
+  EXPECT_EQ(s, (std::vector<B>{B::kData, B::kData, B::kZero, B::kData, B::kZero, B::kData, B::kData,
+                               B::kData, B::kZero, B::kZero, B::kZero, B::kZero}));
   ASSERT_OK(j_->ReadBlocks(vol, 0, 12, 0, nullptr, s.data()));  // at seq 0: 0-7 data
   for (int i = 0; i < 12; ++i) EXPECT_EQ(s[i], i < 8 ? B::kData : B::kZero) << i;
   // Single-block seeks give the same answers.
@@ -94,6 +95,50 @@ TEST_F(ReadBlocksTest, StatesOfHolesZeroVersionsRangesAndData) {
     ASSERT_OK(j_->ReadBlocks(vol, b, 1, 2, nullptr, &one));
     EXPECT_EQ(one, (b < 8 && b != 2 && b != 4 && b != 5) ? B::kData : B::kZero) << b;
   }
+}
+
+// PointReaders keep their iterators between calls: the same answers as
+// ReadBlocks, call after call, from two threads at once.
+TEST_F(ReadBlocksTest, PointReadersAgreeAcrossCallsAndThreads) {
+  Reopen();
+  const uint64_t blocks = 64;
+  uint32_t vol = NewVolume(blocks * kBs);
+  std::mt19937_64 rng(9);
+  for (Seq seq = 0; seq < 60; ++seq) {
+    const uint64_t off = rng() % (blocks * 8) * 512;
+    const uint64_t len = std::min<uint64_t>((rng() % 16 + 1) * 512, blocks * kBs - off);
+    if (rng() % 4 == 0) {
+      ASSERT_OK(Zero(vol, seq, off, len));
+    } else {
+      ASSERT_OK(Write(vol, seq, off, Pattern(len, seq)));
+    }
+  }
+  ASSERT_OK(j_->Commit());
+  const Seq at = 40;
+  const std::string image = Image(vol, at);
+  EXPECT_CODE(j_->NewPointReader(vol + 7, at), Code::kNotFound);
+  std::atomic<int> bad{0};
+  auto work = [&](uint64_t seed) {
+    auto reader = j_->NewPointReader(vol, at);
+    ASSERT_TRUE(reader) << reader.error().ToString();
+    std::mt19937_64 r(seed);
+    std::string got(16 * kBs, '\0');
+    std::vector<BlockState> states(16), want_states(16);
+    for (int i = 0; i < 2000; ++i) {
+      const uint32_t count = r() % 3 == 0 ? static_cast<uint32_t>(r() % 16 + 1) : 1;
+      const uint64_t first = r() % (blocks - count + 1);
+      Status st = reader.value()->Read(first, count, got.data(), states.data());
+      if (!st.ok() || got.compare(0, count * kBs, image, first * kBs, count * kBs) != 0) ++bad;
+      if (i % 50 == 0) {
+        ASSERT_OK(reader.value()->Read(first, count, nullptr, want_states.data()));
+        for (uint32_t b = 0; b < count; ++b) bad += want_states[b] != states[b];
+      }
+    }
+  };
+  std::thread a(work, 1), b(work, 2);
+  a.join();
+  b.join();
+  EXPECT_EQ(bad.load(), 0);
 }
 
 TEST_F(ReadBlocksTest, RangeErrors) {

@@ -10,7 +10,8 @@ ReadCache::ReadCache(uint64_t capacity_bytes, uint32_t chunk_bytes, uint32_t blo
     : block_bytes_(block_bytes),
       chunk_blocks_(std::max<uint32_t>(1, chunk_bytes / block_bytes)),
       volume_blocks_(volume_blocks),
-      max_chunks_(std::max<uint64_t>(1, capacity_bytes / (uint64_t{chunk_blocks_} * block_bytes))) {}
+      max_chunks_(std::max<uint64_t>(1, capacity_bytes / (uint64_t{chunk_blocks_} * block_bytes))) {
+}
 
 ReadCache::Chunk ReadCache::Find(uint64_t chunk) {
   std::lock_guard lock(mu_);

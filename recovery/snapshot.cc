@@ -22,35 +22,40 @@ using capture::nbd::Reply;
 using capture::nbd::ReplyFn;
 using capture::nbd::Request;
 
-BlockReaderFactory JournalReaders(std::unique_ptr<journal::Journal> first, std::string dir,
-                                  uint32_t volume, Seq seq) {
-  auto slot = std::make_shared<std::unique_ptr<journal::Journal>>(std::move(first));
-  return [slot, dir, volume, seq]() -> Result<BlockReadFn> {
-    std::shared_ptr<journal::Journal> j;
-    if (*slot) {
-      j = std::move(*slot);
-    } else {
-      journal::OpenOptions o;
-      o.read_only = true;
-      BOOST_OUTCOME_TRY(opened, journal::Journal::Open(dir, o));
-      auto latest = opened->Latest(volume);
-      if (!latest || latest.value().seq < seq) {
-        return Status::NotFound("journal " + dir + " no longer holds seq " + std::to_string(seq));
-      }
-      j = std::move(opened);
-    }
-    return BlockReadFn([j, volume, seq](uint64_t first_block, uint32_t count, char* out,
-                                        journal::BlockState* states) {
-      return j->ReadBlocks(volume, first_block, count, seq, out, states);
+BlockReaderFactory JournalReaders(std::shared_ptr<const journal::Journal> journal, uint32_t volume,
+                                  Seq seq) {
+  return [journal, volume, seq]() -> Result<BlockReadFn> {
+    BOOST_OUTCOME_TRY(r, journal->NewPointReader(volume, seq));
+    std::shared_ptr<journal::PointReader> reader = std::move(r);
+    // The journal is kept alive by every reader made from it.
+    return BlockReadFn([journal, reader](uint64_t first_block, uint32_t count, char* out,
+                                         journal::BlockState* states) {
+      return reader->Read(first_block, count, out, states);
     });
   };
 }
+
+namespace {
+
+// READs up to this size run on the connection's own thread (with a free
+// reader) instead of a worker: a hand-off to a worker (futex wake, context
+// switch) cost more than the read itself (~10 us for 4 KiB): measured in
+// docs/benchmarks.md#virtual-snapshot-reads-issue-5. Larger reads, BLOCK_STATUS and
+// writes go to the workers, so that one connection's long requests overlap.
+constexpr uint32_t kInlineMaxBytes = 64 << 10;
+
+}  // namespace
 
 class SnapshotDevice::Impl {
  public:
   SnapshotOptions o;
   uint32_t bs = 0;
-  std::vector<BlockReadFn> readers;  // one per worker
+  // The readers, each used by one thread at a time: borrowed by workers and
+  // by connection threads for small reads.
+  std::vector<BlockReadFn> readers;
+  std::mutex readers_mu;
+  std::condition_variable readers_cv;
+  std::vector<unsigned> free_readers;  // guarded by readers_mu
   std::unique_ptr<Overlay> overlay;
   std::unique_ptr<ReadCache> cache;
 
@@ -65,7 +70,25 @@ class SnapshotDevice::Impl {
   std::vector<std::thread> workers;
   std::atomic<uint64_t> reads{0}, read_bytes{0}, writes{0};
 
-  void Work(unsigned i) {
+  // Handles `request` with a free reader (waiting for one).
+  Reply HandleWithReader(Request& request) {
+    unsigned i;
+    {
+      std::unique_lock lock(readers_mu);
+      readers_cv.wait(lock, [&] { return !free_readers.empty(); });
+      i = free_readers.back();
+      free_readers.pop_back();
+    }
+    Reply reply = Handle(readers[i], request);
+    {
+      std::lock_guard lock(readers_mu);
+      free_readers.push_back(i);
+    }
+    readers_cv.notify_one();
+    return reply;
+  }
+
+  void Work() {
     for (;;) {
       Job job;
       {
@@ -75,7 +98,7 @@ class SnapshotDevice::Impl {
         job = std::move(jobs.front());
         jobs.pop_front();
       }
-      job.reply(Handle(readers[i], job.request));
+      job.reply(HandleWithReader(job.request));
     }
   }
 
@@ -116,8 +139,8 @@ class SnapshotDevice::Impl {
         extents->push_back({static_cast<uint32_t>(len), zero, zero});
       }
     };
-    std::vector<Overlay::Run> runs =
-        overlay ? overlay->Runs(offset, length) : std::vector<Overlay::Run>{{offset, length, false}};
+    std::vector<Overlay::Run> runs = overlay ? overlay->Runs(offset, length)
+                                             : std::vector<Overlay::Run>{{offset, length, false}};
     for (const Overlay::Run& run : runs) {
       if (run.in_overlay) {
         add(run.length, false);  // a drill's data, never described as a hole
@@ -189,17 +212,18 @@ Result<std::shared_ptr<SnapshotDevice>> SnapshotDevice::Open(const SnapshotOptio
     impl->readers.push_back(std::move(r));
   }
   if (options.writable) {
-    BOOST_OUTCOME_TRY(ov, Overlay::Create(options.overlay_dir, v.size_bytes,
-                                          options.overlay_granularity_bytes));
+    BOOST_OUTCOME_TRY(
+        ov, Overlay::Create(options.overlay_dir, v.size_bytes, options.overlay_granularity_bytes));
     impl->overlay = std::move(ov);
   }
   if (options.cache_bytes > 0) {
-    impl->cache = std::make_unique<ReadCache>(options.cache_bytes, options.cache_chunk_bytes, bs,
-                                              v.blocks());
+    impl->cache =
+        std::make_unique<ReadCache>(options.cache_bytes, options.cache_chunk_bytes, bs, v.blocks());
   }
   Impl* raw = impl.get();
   for (unsigned i = 0; i < options.readers; ++i) {
-    impl->workers.emplace_back([raw, i] { raw->Work(i); });
+    impl->free_readers.push_back(i);
+    impl->workers.emplace_back([raw] { raw->Work(); });
   }
   return std::shared_ptr<SnapshotDevice>(new SnapshotDevice(std::move(impl)));
 }
@@ -221,6 +245,10 @@ uint32_t SnapshotDevice::preferred_block_bytes() const { return std::max(impl_->
 bool SnapshotDevice::supports_trim() const { return impl_->overlay != nullptr; }
 
 void SnapshotDevice::Submit(Request request, ReplyFn reply) {
+  if (request.command == Command::kRead && request.length_bytes <= kInlineMaxBytes) {
+    reply(impl_->HandleWithReader(request));
+    return;
+  }
   {
     std::lock_guard lock(impl_->mu);
     impl_->jobs.push_back({std::move(request), std::move(reply)});

@@ -4,6 +4,7 @@
 #include "tidemark/recovery/snapshot.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -11,7 +12,6 @@
 #include <future>
 #include <random>
 #include <thread>
-#include <unistd.h>
 
 namespace tidemark::recovery {
 namespace {
@@ -87,8 +87,8 @@ TEST(Snapshot, UnalignedReads) {
   std::mt19937_64 rng(5);
   for (int i = 0; i < 200; ++i) {
     uint64_t off = rng() % (kBlocks * 8) * 512;
-    uint32_t len = static_cast<uint32_t>(
-        std::min<uint64_t>(kBlocks * kBs - off, (rng() % 100 + 1) * 512));
+    uint32_t len =
+        static_cast<uint32_t>(std::min<uint64_t>(kBlocks * kBs - off, (rng() % 100 + 1) * 512));
     Reply r = Do(*dev, Command::kRead, off, len);
     ASSERT_TRUE(r.status.ok()) << r.status.ToString();
     ASSERT_EQ(r.data, point.image.substr(off, len)) << off << "+" << len;
@@ -223,8 +223,7 @@ TEST(Snapshot, ReaderErrorsAndBadOptions) {
   EXPECT_TRUE(r.data.empty());
 }
 
-// A real journal: the first reader is the (writable) journal the test
-// wrote, the second a read-only instance opened beside it; both serve the
+// A real journal: two PointReaders of the journal the test wrote serve the
 // point at seq 2 while seq 3 exists.
 TEST(Snapshot, JournalReadersServeAPoint) {
   std::string dir = ::testing::TempDir() + "/snapshot_test_journal." + std::to_string(getpid());
@@ -237,8 +236,7 @@ TEST(Snapshot, JournalReadersServeAPoint) {
   ASSERT_TRUE(vol);
   const uint32_t id = vol.value().id;
   std::string model(kBlocks * kBs, '\0');
-  auto apply = [&](Seq seq, OpKind kind, uint64_t off, const std::string& data,
-                   uint64_t len) {
+  auto apply = [&](Seq seq, OpKind kind, uint64_t off, const std::string& data, uint64_t len) {
     WriteOp op;
     op.seq = seq;
     op.time_ns = 1'000'000'000 + static_cast<TimeNs>(seq);
@@ -261,7 +259,7 @@ TEST(Snapshot, JournalReadersServeAPoint) {
   SnapshotOptions o;
   o.volume = vol.value();
   o.readers = 2;
-  auto dev = SnapshotDevice::Open(o, JournalReaders(std::move(j.value()), dir, id, 2));
+  auto dev = SnapshotDevice::Open(o, JournalReaders(std::move(j.value()), id, 2));
   ASSERT_TRUE(dev) << dev.error().ToString();
   for (int i = 0; i < 8; ++i) {  // spread over both readers
     Reply r = Do(*dev.value(), Command::kRead, 0, kBlocks * kBs);

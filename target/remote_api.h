@@ -82,8 +82,9 @@ class ApiRoutes {
   explicit ApiRoutes(TargetServer::Impl* server);
   ~ApiRoutes();
   ApiReply Handle(const ApiRequest& req);
-  // Most block bytes one GET .../read answers.
+  // Most block bytes one GET .../read answers, and most states with data=0.
   static constexpr uint64_t kMaxReadBytes = 32 << 20;
+  static constexpr uint64_t kMaxReadStates = 1 << 20;
 
  private:
   // readers_.With(), but "volume 'VOLUME' not found" when the tenant has no

@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -337,6 +338,22 @@ Status RemoteClient::StreamBlocks(const journal::VolumeInfo& volume, Seq seq,
 
 Status RemoteClient::ReadBlocks(const journal::VolumeInfo& volume, Seq seq, uint64_t first_block,
                                 uint32_t count, char* out, journal::BlockState* states) {
+  // Pieces within what the route answers (ApiRoutes::kMaxReadBytes of block
+  // bytes, kMaxReadStates states).
+  const uint32_t max = out ? static_cast<uint32_t>((16u << 20) / volume.block_bytes) : 1u << 18;
+  for (uint32_t done = 0; done < count;) {
+    const uint32_t n = std::min(max, count - done);
+    TM_RETURN_IF_ERROR(ReadPiece(volume, seq, first_block + done, n,
+                                 out ? out + static_cast<size_t>(done) * volume.block_bytes
+                                     : nullptr,
+                                 states ? states + done : nullptr));
+    done += n;
+  }
+  return Status::Ok();
+}
+
+Status RemoteClient::ReadPiece(const journal::VolumeInfo& volume, Seq seq, uint64_t first_block,
+                               uint32_t count, char* out, journal::BlockState* states) {
   Impl& in = *impl_;
   std::string what = "read?seq=" + std::to_string(seq) + "&block=" + std::to_string(first_block) +
                      "&count=" + std::to_string(count) + (out ? "" : "&data=0");

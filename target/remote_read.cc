@@ -67,9 +67,9 @@ ApiReply ApiRoutes::Read(const ApiRequest& req, const std::string& volume) {
       }
     }
     if (!found) return NoVolume(volume);
-    if (count.value() == 0 || count.value() > kMaxReadBytes / vol.block_bytes) {
-      return Status::InvalidArgument("count must be 1 to " +
-                                     std::to_string(kMaxReadBytes / vol.block_bytes));
+    const uint64_t max = with_data ? kMaxReadBytes / vol.block_bytes : kMaxReadStates;
+    if (count.value() == 0 || count.value() > max) {
+      return Status::InvalidArgument("count must be 1 to " + std::to_string(max));
     }
     journal::PointSpec spec;
     spec.kind = journal::PointSpec::Kind::kSeq;

@@ -19,7 +19,8 @@ add_tenant "$target_conf" alice "$tmp/alice.token"
 add_tenant "$target_conf" bob "$tmp/bob.token"
 start_target "$target_conf"
 
-truncate -s 32M "$tmp/a.img" "$tmp/b.img"
+truncate -s 80M "$tmp/a.img"
+truncate -s 32M "$tmp/b.img"
 qemu_io "$tmp/a.img" "write -P 0x11 0 1M"
 start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock"
 pid_a=$tap_pid
@@ -59,8 +60,9 @@ M = 1 << 20
 m = json.loads(sys.argv[1])
 def types(lo, hi):
     return {e["type"] for e in m if e["offset"] < hi and e["offset"] + e["length"] > lo}
-assert sum(e["length"] for e in m) == 32 * M
+assert sum(e["length"] for e in m) == 80 * M
 assert types(16 * M, 31 * M) == {3}, types(16 * M, 31 * M)
+assert types(32 * M, 80 * M) == {3}, types(32 * M, 80 * M)
 assert types(4 * M, 12 * M) == {0}, types(4 * M, 12 * M)
 PY
 # 512-byte-granular reads across a block boundary (the pattern written at 1536).
@@ -69,6 +71,10 @@ want1=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(b"\x11"*512 + b"\x3
 want2=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(b"\x11"*1024).hexdigest())')
 [ "$out" = "ok $want1
 ok $want2" ] || fail "raw unaligned reads: $out"
+# A 32 MiB READ (the largest NBD request) spans several route requests.
+out=$(python3 "$TM_SOURCE_ROOT/tests/lib/nbd_raw.py" ops "$msock" a "read 512 32M")
+want=$(python3 -c 'import hashlib,sys; f=open(sys.argv[1],"rb"); f.seek(512); print(hashlib.sha256(f.read(32<<20)).hexdigest())' "$tmp/a-mark1.img")
+[ "$out" = "ok $want" ] || fail "a 32 MiB read: $out"
 stop_mount
 echo "ok: mark1 from the target equals its copy; holes mapped; unaligned reads"
 

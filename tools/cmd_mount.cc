@@ -67,18 +67,21 @@ int RunMount(const MountArgs& a) {
           BOOST_OUTCOME_TRY(fresh, a.remote.Client());
           c = std::move(fresh);
         }
-        return recovery::BlockReadFn([c, v, seq](uint64_t b, uint32_t n, char* out,
-                                                 journal::BlockState* st) {
-          return c->ReadBlocks(v, seq, b, n, out, st);
-        });
+        return recovery::BlockReadFn(
+            [c, v, seq](uint64_t b, uint32_t n, char* out, journal::BlockState* st) {
+              return c->ReadBlocks(v, seq, b, n, out, st);
+            });
       };
     } else {
-      BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+      journal::OpenOptions jo;
+      jo.read_only = true;  // a RocksDB secondary when a daemon writes the journal
+      jo.block_cache_bytes = a.cache_mib << 20;
+      BOOST_OUTCOME_TRY(j, journal::Journal::Open(a.journal_dir, jo));
       BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
       BOOST_OUTCOME_TRY(p, j->Resolve(v.id, spec, NowNs()));
       o.volume = v;
       point = p;
-      factory = recovery::JournalReaders(std::move(j), a.journal_dir, v.id, p.seq);
+      factory = recovery::JournalReaders(std::move(j), v.id, p.seq);
     }
     BOOST_OUTCOME_TRY(device, recovery::SnapshotDevice::Open(o, factory));
     capture::nbd::ServerOptions sopts;
@@ -92,9 +95,9 @@ int RunMount(const MountArgs& a) {
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
     if (a.json) {
-      nlohmann::json ready = {{"volume", o.volume.name},  {"point", PointJson(point)},
+      nlohmann::json ready = {{"volume", o.volume.name},     {"point", PointJson(point)},
                               {"listen", server->address()}, {"export", o.volume.name},
-                              {"writable", a.writable},     {"size_bytes", o.volume.size_bytes}};
+                              {"writable", a.writable},      {"size_bytes", o.volume.size_bytes}};
       std::printf("%s\n", ready.dump().c_str());
     } else {
       std::printf("mounted %s at seq %llu (%s) on %s, %s\n", o.volume.name.c_str(),
@@ -109,8 +112,10 @@ int RunMount(const MountArgs& a) {
     recovery::SnapshotStats st = device->stats();
     const uint64_t overlay_bytes = st.overlay_chunks * o.overlay_granularity_bytes;
     if (a.json) {
-      nlohmann::json done = {{"stopped", o.volume.name},     {"reads", st.reads},
-                             {"read_bytes", st.read_bytes},  {"writes", st.writes},
+      nlohmann::json done = {{"stopped", o.volume.name},
+                             {"reads", st.reads},
+                             {"read_bytes", st.read_bytes},
+                             {"writes", st.writes},
                              {"overlay_bytes", overlay_bytes}};
       std::printf("%s\n", done.dump().c_str());
     } else {
@@ -147,7 +152,8 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--readers", a->readers, "reader threads (each with its own journal reader)")
       ->check(CLI::Range(1u, 64u))
       ->capture_default_str();
-  cmd->add_option("--cache-mib", a->cache_mib, "with --target: read cache size in MiB")
+  cmd->add_option("--cache-mib", a->cache_mib,
+                  "read cache in MiB (the journal's block cache; with --target, fetched blocks)")
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print the ready line (and the final one) as JSON");
   cmd->callback([a, exit_code] { *exit_code = RunMount(*a); });

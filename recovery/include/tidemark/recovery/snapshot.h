@@ -24,8 +24,11 @@
 //                 (fdatasync would cost the drill's guest time for nothing).
 // The journal is never written: readers open it read-only.
 //
-// Thread-safety: a device serves requests from every connection at once on
-// `readers` worker threads; Submit() returns at once. Destruction joins the
+// Thread-safety: a device serves every connection at once with `readers`
+// readers, each used by one thread at a time. READs up to 64 KiB run in
+// Submit() on the connection's thread (with a free reader: no hand-off);
+// larger READs, BLOCK_STATUS and writes go to `readers` worker threads, so
+// that they overlap and Submit() returns at once. Destruction joins the
 // workers (the NBD server must be stopped first: it waits for replies).
 #pragma once
 
@@ -48,20 +51,21 @@ using BlockReadFn = std::function<Status(uint64_t first_block, uint32_t count, c
 // Makes one BlockReadFn (one worker's reader); called from one thread.
 using BlockReaderFactory = std::function<Result<BlockReadFn>()>;
 
-// Readers of volume `volume` at `seq` of the journal in `dir`: the first
-// call hands out `first` (already open, e.g. the journal the point was
-// resolved with; may be null), later calls each open `dir` read-only: a
-// RocksDB secondary instance when a daemon writes the journal, which sees
-// at least what `first` saw. kNotFound when a journal opened later does
-// not hold `seq` (it cannot happen short of the journal being replaced).
-BlockReaderFactory JournalReaders(std::unique_ptr<journal::Journal> first, std::string dir,
+// Readers of volume `volume` at `seq` of `journal`: each a
+// journal::PointReader of its own (iterators kept between reads), all over
+// the one journal, which must be a read-only instance (a RocksDB secondary
+// when a daemon writes it) that nothing else uses or catches up while the
+// readers live: they share its block cache and never open the journal
+// again. Measured against one journal per reader and against one reader
+// for all in docs/benchmarks.md#virtual-snapshot-reads-issue-5.
+BlockReaderFactory JournalReaders(std::shared_ptr<const journal::Journal> journal,
                                   uint32_t volume, Seq seq);
 
 struct SnapshotOptions {
   // Geometry of the volume (size_bytes, block_bytes; name for messages).
   journal::VolumeInfo volume;
-  // Worker threads, each with its own reader: requests of all connections
-  // are spread over them. 1 serialises every read.
+  // Readers (and worker threads): requests of all connections share them.
+  // 1 serialises every read.
   unsigned readers = 2;
   // A read cache in front of the readers (for remote readers: each miss is
   // a round trip), in chunks of cache_chunk_bytes (a multiple of the block
@@ -78,7 +82,7 @@ struct SnapshotOptions {
 };
 
 struct SnapshotStats {
-  uint64_t reads = 0;           // READ requests answered
+  uint64_t reads = 0;  // READ requests answered
   uint64_t read_bytes = 0;
   uint64_t writes = 0;          // WRITE, TRIM, WRITE_ZEROES answered
   uint64_t overlay_chunks = 0;  // chunks now in the overlay

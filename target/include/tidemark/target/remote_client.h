@@ -70,10 +70,11 @@ class RemoteClient {
   // GET /v1/volumes/VOLUME/read?seq=SEQ&block=B&count=C: blocks
   // [first_block, first_block + count) of `volume` at `seq` (a point, as
   // resolve answers), with the contract of journal::Journal::ReadBlocks:
-  // bytes into `out` unless null, states into `states` unless null. At
-  // most 32 MiB of blocks per call. An answer whose length or CRC32C does
-  // not check is kCorruption; a seq that is not a point kInvalidArgument;
-  // other errors as Call's (another tenant's volume is kNotFound).
+  // bytes into `out` unless null, states into `states` unless null. Long
+  // ranges are split into several requests (16 MiB of blocks, or 256 Ki
+  // states, each). An answer whose length or CRC32C does not check is
+  // kCorruption; a seq that is not a point kInvalidArgument; other errors
+  // as Call's (another tenant's volume is kNotFound).
   Status ReadBlocks(const journal::VolumeInfo& volume, Seq seq, uint64_t first_block,
                     uint32_t count, char* out, journal::BlockState* states);
 
@@ -89,6 +90,9 @@ class RemoteClient {
 
  private:
   explicit RemoteClient(std::unique_ptr<Impl> impl);
+  // One GET .../read of ReadBlocks.
+  Status ReadPiece(const journal::VolumeInfo& volume, Seq seq, uint64_t first_block,
+                   uint32_t count, char* out, journal::BlockState* states);
   std::unique_ptr<Impl> impl_;
 };
 
