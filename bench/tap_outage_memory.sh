@@ -6,14 +6,19 @@
 # drains. Default queue caps (256 MiB memory, 4 GiB spill).
 #
 #   bench/tap_outage_memory.sh BUILD [--seconds S] [--rate-iops N] [--size-mib N]
+#                              [--max-spill-mib N] [--trace FILE]
+# --trace writes one line a second: elapsed s, phase, state, VmRSS and VmHWM (KiB), queue,
+# spill and dirty bytes (to find which phase sets the high-water mark).
 set -euo pipefail
 build=$1; shift
-seconds=600 rate=2000 size_mib=4096
+seconds=600 rate=2000 size_mib=4096 spill_args=() trace=/dev/null
 while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --rate-iops) rate=$2; shift 2 ;;
     --size-mib) size_mib=$2; shift 2 ;;
+    --max-spill-mib) spill_args=(--max-spill-mib "$2"); shift 2 ;;
+    --trace) trace=$2; shift 2 ;;
     *) echo "tap_outage_memory.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -49,10 +54,13 @@ wait_for "$work/target.log" '^target serving'
 truncate -s "${size_mib}M" "$work/vol.img"
 "$tm" tap --volume "$work/vol.img" --target "127.0.0.1:$port" --tenant bench \
   --token-file "$work/token" --name vol --listen "unix:$work/tap.sock" \
-  --ca "$work/tgt/ca.crt" --state "$work/st" >"$work/tap.log" 2>&1 &
+  --ca "$work/tgt/ca.crt" --state "$work/st" "${spill_args[@]}" >"$work/tap.log" 2>&1 &
 tap=$!; pids+=($tap)
 wait_for "$work/tap.log" '^tapping'
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$tap/status"; }
+hwm_now() { awk '/^VmHWM/ {print $2}' "/proc/$tap/status"; }
+t_start=$(date +%s)
+note() { echo "$(( $(date +%s) - t_start )) $1 $3 $(rss) $(hwm_now) $2" >>"$trace"; }
 base=$(rss)
 kill -STOP "$target"
 fio --name=w --ioengine=nbd --uri="nbd+unix:///?socket=$work/tap.sock" --rw=randwrite --bs=4k \
@@ -67,6 +75,7 @@ while kill -0 "$fio_pid" 2>/dev/null; do
   [ "$d" -gt "$maxd" ] && maxd=$d
   case " $states " in *" $st "*) ;; *) states="$states $st" ;; esac
   [ "$s" -gt "$maxs" ] && maxs=$s
+  note outage "$st" "q=$q s=$s d=$d"
   samples=$((samples + 1))
   sleep 1
 done
@@ -76,6 +85,7 @@ kill -CONT "$target"
 t0=$(date +%s)
 for _ in $(seq 3000); do
   read -r q s st d < <(status)
+  note after "$st" "q=$q s=$s d=$d"
   [ "$q" = 0 ] && [ "$s" = 0 ] && [ "$st" = protected ] && break
   sleep 0.2
 done
