@@ -382,6 +382,12 @@ asio::awaitable<Status> Shipper::Impl::Connection() {
       wire::WritesEncoder enc;
       for (size_t i = sent; i < queue.size(); ++i) {
         if (queue[i].refresh) {
+          // A resync reads its refreshes as it sends them: keep the bytes
+          // read and not yet acknowledged within the memory queue's cap.
+          if (queued_bytes >= o.max_queue_bytes) {
+            refresh_wait = true;
+            break;
+          }
           Fill fill = FillRefresh(i);
           if (fill == Fill::kWait) {
             refresh_wait = true;  // its seq is not on the backing yet, or its hashes

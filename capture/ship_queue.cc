@@ -2,6 +2,7 @@
 // and what acknowledgements release (ship_impl.h, docs/format-tap-state.md).
 #include "ship_impl.h"
 
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -135,6 +136,10 @@ Status Shipper::Impl::EnterBitmap() {
     TM_RETURN_IF_ERROR(spill->ReadFront(4 << 20, &items));
     for (const Item& it : items) mark(it);
   }
+  // The queue's 4 KiB strings went back to malloc's free lists, which keep
+  // them: give them back to the system (measured: RSS stayed at 296 MiB
+  // through a whole outage in bitmap mode without this).
+  malloc_trim(0);
   spdlog::warn("{}: queue and spill full ({} MiB): dirty-block bitmap mode", label,
                (o.max_queue_bytes + o.max_spill_bytes) >> 20);
   queue.clear();
