@@ -25,7 +25,7 @@ struct MountArgs {
   std::string overlay_dir;
   uint64_t overlay_granularity = 64 << 10;
   unsigned readers = 2;
-  uint64_t cache_mib = 64;
+  uint64_t cache_mib = 256;
   bool json = false;
 };
 
