@@ -7,9 +7,16 @@
 #   stop_protect      SIGTERM, wait; fails unless it exits 0 and prints "stopped ... at seq N"
 #   kill9_protect     kill -9 and reap
 #   qemu_io URI CMD...  qemu-io -f raw with -c for each CMD; fails the test on any error
-#   kill_quiet PID...
+#   kill_quiet [-SIG] PID...  signals those of PID... that are still this shell's children
 
-kill_quiet() { kill "$@" 2>/dev/null || true; }
+kill_quiet() {  # [-SIG] PID...: only this test's own children (a pid reaped long ago may
+    local sig=() p  # belong to another program by now: never signal that one)
+    if [[ ${1:-} == -* ]]; then sig=("$1"); shift; fi
+    for p in "$@"; do
+        [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" = "$$" ] || continue
+        kill "${sig[@]}" "$p" 2>/dev/null || true
+    done
+}
 
 _protect_n=0
 start_protect() {
