@@ -16,8 +16,8 @@
 #include <limits>
 #include <optional>
 
+#include "block_read.h"
 #include "block_stream.h"
-#include "tidemark/journal/crc32c.h"
 
 namespace tidemark::target {
 
@@ -372,42 +372,11 @@ Status RemoteClient::ReadPiece(const journal::VolumeInfo& volume, Seq seq, uint6
   if (!res.keep_alive()) in.stream.reset();
   const unsigned status = res.result_int();
   if (status < 200 || status > 299) return StatusFromAnswer(status, res.body());
-  // states(count) data(block_bytes per kData state, when asked) crc32c:be32
-  const std::string& body = res.body();
-  auto bad = [&](const std::string& why) {
+  Status decoded = DecodeBlockRead(res.body(), volume.block_bytes, count, out, states);
+  if (!decoded.ok()) {
     return Status::Corruption("the target's read of " + volume.name + " blocks " +
                               std::to_string(first_block) + "+" + std::to_string(count) +
-                              " at seq " + std::to_string(seq) + " " + why);
-  };
-  if (body.size() < uint64_t{count} + 4) return bad("is too short");
-  uint32_t want = 0;
-  for (size_t i = body.size() - 4; i < body.size(); ++i) {
-    want = (want << 8) | static_cast<unsigned char>(body[i]);
-  }
-  if (Crc32c(body.data(), body.size() - 4) != want) return bad("failed its CRC32C");
-  uint64_t data_blocks = 0;
-  for (uint32_t i = 0; i < count; ++i) {
-    const auto st = static_cast<journal::BlockState>(body[i]);
-    if (st != journal::BlockState::kData && st != journal::BlockState::kZero) {
-      return bad("has an unknown block state");
-    }
-    data_blocks += st == journal::BlockState::kData;
-    if (states) states[i] = st;
-  }
-  const uint64_t expect = count + (out ? data_blocks * volume.block_bytes : 0) + 4;
-  if (body.size() != expect) return bad("has " + std::to_string(body.size()) + " bytes, not " +
-                                        std::to_string(expect));
-  if (out) {
-    const char* p = body.data() + count;
-    for (uint32_t i = 0; i < count; ++i) {
-      char* dst = out + static_cast<size_t>(i) * volume.block_bytes;
-      if (static_cast<journal::BlockState>(body[i]) == journal::BlockState::kData) {
-        std::memcpy(dst, p, volume.block_bytes);
-        p += volume.block_bytes;
-      } else {
-        std::memset(dst, 0, volume.block_bytes);
-      }
-    }
+                              " at seq " + std::to_string(seq) + " " + decoded.message());
   }
   return Status::Ok();
 }

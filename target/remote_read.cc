@@ -6,10 +6,8 @@
 // Reads use the tenant's cached read-only journal as it is when it already
 // holds S (a point's bytes never change, so it needs no catching up for
 // them): a random 4 KiB read costs no directory scan or catch-up.
-#include <cstring>
-
+#include "block_read.h"
 #include "remote_api.h"
-#include "tidemark/journal/crc32c.h"
 #include "tidemark/journal/time.h"
 
 namespace tidemark::target {
@@ -82,15 +80,7 @@ ApiReply ApiRoutes::Read(const ApiRequest& req, const std::string& volume) {
     if (with_data) data.resize(static_cast<size_t>(n) * vol.block_bytes);
     TM_RETURN_IF_ERROR(j.ReadBlocks(vol.id, block.value(), n, seq.value(),
                                     with_data ? data.data() : nullptr, states.data()));
-    body.reserve(n + data.size() + 4);
-    for (auto st : states) body.push_back(static_cast<char>(st));
-    for (uint32_t i = 0; with_data && i < n; ++i) {
-      if (states[i] == journal::BlockState::kData) {
-        body.append(data, static_cast<size_t>(i) * vol.block_bytes, vol.block_bytes);
-      }
-    }
-    const uint32_t crc = Crc32c(body.data(), body.size());
-    for (int shift = 24; shift >= 0; shift -= 8) body.push_back(static_cast<char>(crc >> shift));
+    body = EncodeBlockRead(vol.block_bytes, n, states.data(), with_data ? data.data() : nullptr);
     return Status::Ok();
   });
   if (!s.ok()) return Error(s);
