@@ -62,4 +62,10 @@ if (( quick )); then
 else
   "$here/remote_vs_protect.sh" "$build_dir" || failed=1
 fi
+echo "== drills_ingest"
+if (( quick )); then
+  "$here/drills_ingest.sh" "$build_dir" --seconds 2 --rounds 1 --size-mib 128 || failed=1
+else
+  "$here/drills_ingest.sh" "$build_dir" || failed=1
+fi
 exit "$failed"
