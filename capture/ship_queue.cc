@@ -142,7 +142,6 @@ Status Shipper::Impl::EnterBitmap() {
   malloc_trim(0);
   spdlog::warn("{}: queue and spill full ({} MiB): dirty-block bitmap mode", label,
                (o.max_queue_bytes + o.max_spill_bytes) >> 20);
-  queue.clear();
   ++queue_epoch;
   sent = 0;
   queued_bytes = 0;
