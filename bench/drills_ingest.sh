@@ -84,3 +84,10 @@ echo
 echo "| write IOPS alone (median) | write IOPS with 2 drills (median) | drills' read IOPS (median, both) | ratio min / median / max | goal |"
 echo "|---|---|---|---|---|"
 echo "| $(med "${alone_all[@]}") | $(med "${with_all[@]}") | $(med "${reads_all[@]}") | $mm | >= 0.8 |"
+python3 - "$(med "${alone_all[@]}")" "$(med "${with_all[@]}")" "$(med "${reads_all[@]}")" "${ratios[@]}" <<'PY'
+import sys
+from benchlib import result
+alone, with_, reads = sys.argv[1:4]
+result("ingest (4 KiB random write IOPS) while 2 drills read / ingest alone", f"{int(with_):,} IOPS with, {int(alone):,} alone",
+       f"(absolute; drills read {int(reads):,} IOPS)", [float(x) for x in sys.argv[4:]], ">= 0.8", "warm")
+PY

@@ -96,6 +96,7 @@ done
 max_iops=$(python3 -c "
 import statistics; v=[float(x.split(':')[0].split()[0]) for x in '${R[randwrite]}'.split(';') if x]; print(int(statistics.median(v)))")
 lags=""
+for r in $(seq 1 "$rounds"); do
 for pct in 50 90; do
   rate=$((max_iops * pct / 100))
   start_remote >"$work/sock"; sock=$(cat "$work/sock")
@@ -126,11 +127,13 @@ PY
   lags+="$pct:$(python3 -c "
 import statistics,sys; v=sorted(float(x) for x in open('$work/lag.$pct') if x.strip()); n=len(v)
 print(f'{v[n//2]:.3f}/{v[min(n-1,int(n*0.99))]:.3f}/{n}' if n else 'none')"):$rate;"
-  echo "rpo lag at $pct % ($rate IOPS): $(tail -c 40 <<<"$lags")" >&2
+  echo "round $r rpo lag at $pct % ($rate IOPS): $(tail -c 40 <<<"$lags")" >&2
+done
 done
 
 python3 - "$seconds" "$size_mib" "${R[randwrite]}" "${R[write]}" "$lags" <<'PY'
 import statistics, sys
+from benchlib import result
 secs, size = sys.argv[1], sys.argv[2]
 print(f"fio nbd engine, one job, {secs} s per run after a 2 s ramp, {size} MiB volume; tap->target over loopback TLS 1.3 (async, default queue), protect = embedded journal, nbdkit file = no journal.\n")
 print("| workload | tap->target | protect | nbdkit file | tap/nbdkit min / median / max | tap/protect median |")
@@ -144,13 +147,21 @@ for name, data, unit, idx in (("4 KiB random write, QD 32", sys.argv[3], "IOPS",
     rp = statistics.median(t / pr for t, pr, _ in rows)
     m = [statistics.median(r[i] for r in rows) for i in range(3)]
     print(f"| {name} | {m[0]:,.0f} {unit} | {m[1]:,.0f} {unit} | {m[2]:,.0f} {unit} | {rk[0]:.2f} / {statistics.median(rk):.2f} / {rk[-1]:.2f} | {rp:.2f} |")
-print("\n| load (4 KiB random, QD 32) | RPO lag p50 | RPO lag p99 | samples |")
+    result(f"remote tap -> target (loopback TLS) {name}", f"{m[0]:,.0f} {unit}", f"nbdkit file {m[2]:,.0f} {unit}", rk, None, "-")
+print("\n| load (4 KiB random, QD 32) | RPO lag p50 (median of rounds) | RPO lag p99 min / median / max over rounds | samples per round |")
 print("|---|---|---|---|")
+by = {}
 for p in filter(None, sys.argv[5].split(";")):
     pct, stats, rate = p.split(":")
-    if stats == "none":
+    by.setdefault((pct, rate), []).append(None if stats == "none" else tuple(float(x) for x in stats.split("/")))
+for (pct, rate), runs in by.items():
+    runs = [x for x in runs if x]
+    if not runs:
         print(f"| {pct} % of max ({rate} IOPS) | - | - | 0 |")
         continue
-    p50, p99, n = stats.split("/")
-    print(f"| {pct} % of max ({rate} IOPS) | {p50} s | {p99} s | {n} |")
+    p50 = statistics.median(x[0] for x in runs)
+    p99 = sorted(x[1] for x in runs)
+    print(f"| {pct} % of max ({rate} IOPS) | {p50:.3f} s | {p99[0]:.3f} / {statistics.median(p99):.3f} / {p99[-1]:.3f} s | {int(statistics.median(x[2] for x in runs))} |")
+    result(f"RPO lag p99 at {pct} % of max ingest (4 KiB random, {rate} IOPS), loopback TLS",
+           f"{statistics.median(p99):.3f} s (p50 {p50:.3f} s)", "(absolute)", p99, "<= 1" if pct == "50" else None, "-")
 PY

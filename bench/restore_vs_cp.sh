@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Restore of a volume with ~3 versions per block, next to `cp --sparse=always`
-# of a raw file holding the same data, in the same run, caches warm for both
-# and cold for both (issue #2). Prints a markdown section on stdout.
+# of a raw file holding the same data and to `qemu-img convert` of a 3-layer
+# qcow2 snapshot chain holding the same versions, in the same run, caches warm
+# for all and cold for all (issues #2, #6). Prints a markdown section on stdout.
 #
 #   bench/restore_vs_cp.sh BUILD [--size-mib N] [--rounds R] [--codec C]
 #
-# Both sides end durable: restore fdatasyncs its output, cp is followed by
-# `sync FILE`. Cold runs drop the page cache first (needs root; skipped, and
+# Every side ends durable: restore fdatasyncs its output, cp and qemu-img are
+# followed by `sync FILE`. Cold runs drop the page cache first (needs root; skipped, and
 # said so, otherwise). Work files go to $BENCH_WORK (default BUILD/bench-work)
 # and are removed at the end.
 set -euo pipefail
@@ -34,53 +35,72 @@ if [ -w /proc/sys/vm/drop_caches ]; then can_drop=1; fi
 drop() { sync; [ $can_drop = 1 ] && echo 3 > /proc/sys/vm/drop_caches || true; }
 
 echo "building a ${size_mib} MiB volume with 3 versions per block..." >&2
-t0=$(now)
+import_s=0 backing=()
 for v in 1 2 3; do
   gen "v$v" > "$work/image.img"
+  t0=$(now)
   "$tm" journal import --journal "$work/journal" --name vol --codec "$codec" "$work/image.img" >&2
+  t1=$(now)
+  import_s=$(echo "$import_s + $t1 - $t0" | bc)
+  # The same version as one more layer of a qcow2 chain: layer v = version v.
+  qemu-img convert -f raw -O qcow2 "${backing[@]}" "$work/image.img" "$work/layer$v.qcow2"
+  backing=(-B "$work/layer$v.qcow2" -F qcow2)
 done
-t1=$(now)
-import_s=$(echo "$t1 - $t0" | bc)
 journal_bytes=$(du -sb "$work/journal" | cut -f1)
 # image.img now holds version 3, the latest point (seq 2).
 
 run_restore() { rm -f "$work/out.img"; "$tm" restore --journal "$work/journal" vol --seq "$1" --output "$work/out.img" >/dev/null; }
 run_cp() { rm -f "$work/cp.img"; cp --sparse=always "$work/image.img" "$work/cp.img"; sync "$work/cp.img"; }
+# seq N of the journal is version N+1, the top of a chain of N+1 qcow2 layers.
+run_qemu() { rm -f "$work/q.img"; qemu-img convert -f qcow2 -O raw "$work/layer$(($1 + 1)).qcow2" "$work/q.img"; sync "$work/q.img"; }
 timed() { local a b; a=$(now); "$@"; b=$(now); echo "$b - $a" | bc; }
 
 declare -A R
 for cache in warm cold; do
   if [ $cache = cold ] && [ $can_drop = 0 ]; then continue; fi
   for point in 2 1; do
-    [ $cache = warm ] && { run_restore $point; run_cp; }
+    [ $cache = warm ] && { run_restore $point; run_cp; run_qemu $point; }
     for r in $(seq 1 "$rounds"); do
       [ $cache = cold ] && drop
       tr=$(timed run_restore $point)
       [ $cache = cold ] && drop
       tc=$(timed run_cp)
-      R[$cache,$point]+="$tr:$tc "
+      [ $cache = cold ] && drop
+      tq=$(timed run_qemu $point)
+      R[$cache,$point]+="$tr:$tc:$tq "
+      echo "round $r $cache seq $point: restore $tr s, cp $tc s, qemu-img $tq s" >&2
     done
   done
 done
 cmp "$work/out.img" <(gen v2) >/dev/null || { echo "restore of seq 1 is not version 2" >&2; exit 1; }
+cmp "$work/q.img" "$work/out.img" || { echo "qemu-img convert of layer 2 is not version 2" >&2; exit 1; }
 run_restore 2; cmp "$work/out.img" "$work/image.img" || { echo "restore of seq 2 differs" >&2; exit 1; }
 
 python3 - "$size_mib" "$import_s" "$journal_bytes" "$codec" "$can_drop" "${R[warm,2]:-}" "${R[warm,1]:-}" "${R[cold,2]:-}" "${R[cold,1]:-}" <<'PY'
 import statistics, sys
+from benchlib import result, spread
 size_mib, import_s, jbytes, codec, can_drop = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 rows = [("warm", "latest (seq 2)", sys.argv[6]), ("warm", "middle (seq 1)", sys.argv[7]),
         ("cold", "latest (seq 2)", sys.argv[8]), ("cold", "middle (seq 1)", sys.argv[9])]
 print(f"Volume {size_mib} MiB of incompressible data, 3 versions per block (3 imports, codec {codec}); "
       f"imports took {import_s:.1f} s in all ({3*size_mib/import_s:.0f} MiB/s); journal {jbytes/2**20:.0f} MiB on disk "
-      f"({jbytes/(3*size_mib*2**20):.2f} bytes per byte written).\n")
-print("| caches | point | tidemark restore MiB/s (median) | cp --sparse=always MiB/s (median) | ratio restore/cp min / median / max |")
-print("|---|---|---|---|---|")
+      f"({jbytes/(3*size_mib*2**20):.2f} bytes per byte written). The qcow2 chain holds the same three "
+      f"versions as three layers (`qemu-img convert -B`); the point at seq N is the top of a chain of "
+      f"N+1 layers, converted with `qemu-img convert -f qcow2 -O raw` (default cache mode).\n")
+print("| caches | point | tidemark restore MiB/s | cp --sparse=always MiB/s | qemu-img convert MiB/s | restore/cp min / median / max | restore/qemu-img min / median / max |")
+print("|---|---|---|---|---|---|---|")
 for cache, point, data in rows:
-    pairs = [tuple(map(float, p.split(":"))) for p in data.split()]
-    if not pairs:
-        print(f"| {cache} | {point} | not run (cannot drop caches) | | |"); continue
-    ratios = sorted(tc / tr for tr, tc in pairs)
-    mr = size_mib / statistics.median(tr for tr, _ in pairs)
-    mc = size_mib / statistics.median(tc for _, tc in pairs)
-    print(f"| {cache} | {point} | {mr:.0f} | {mc:.0f} | {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} |")
+    runs = [tuple(map(float, p.split(":"))) for p in data.split()]
+    if not runs:
+        print(f"| {cache} | {point} | not run (cannot drop caches) | | | | |"); continue
+    rc = [tc / tr for tr, tc, _ in runs]
+    rq = [tq / tr for tr, _, tq in runs]
+    mr, mc, mq = (size_mib / statistics.median(r[i] for r in runs) for i in range(3))
+    print(f"| {cache} | {point} | {mr:.0f} | {mc:.0f} | {mq:.0f} | "
+          "{:.2f} / {:.2f} / {:.2f} | ".format(*spread(rc)) + "{:.2f} / {:.2f} / {:.2f} |".format(*spread(rq)))
+    what = "restore of a %d MiB volume, 3 versions per block, %s" % (size_mib, point)
+    result(what, f"{mr:.0f} MiB/s", f"cp --sparse=always {mc:.0f} MiB/s", rc, ">= 0.7", cache)
+    result(what, f"{mr:.0f} MiB/s", f"qemu-img convert, 3-layer qcow2 {mq:.0f} MiB/s", rq, ">= 1.0", cache)
+print(f"\nThe ratio per round is the peer's time over restore's; a goal is met when the median is at least the goal. "
+      f"journal bytes per byte written: {jbytes/(3*size_mib*2**20):.3f} (incompressible data).")
 PY

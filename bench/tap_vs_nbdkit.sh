@@ -65,11 +65,12 @@ done
 
 python3 - "$seconds" "$size_mib" "${R[randwrite]}" "${R[write]}" <<'PY'
 import statistics, sys
+from benchlib import result
 secs, size = sys.argv[1], sys.argv[2]
 print(f"fio nbd engine, {secs} s per run after 2 s ramp, {size} MiB volume, one job; tidemark = `protect` (journal codec zstd, every write recorded before the backing).\n")
 print("| workload | tidemark | nbdkit file | ratio tidemark/nbdkit min / median / max |")
 print("|---|---|---|---|")
-for name, data, unit, idx in (("4 KiB random write, QD 32", sys.argv[3], "IOPS", 0), ("1 MiB sequential write, QD 8", sys.argv[4], "MB/s", 1)):
+for name, data, unit, idx, goal in (("4 KiB random write, QD 32", sys.argv[3], "IOPS", 0, ">= 0.8"), ("1 MiB sequential write, QD 8", sys.argv[4], "MB/s", 1, ">= 0.7")):
     pairs = []
     for p in filter(None, data.split(";")):
         t, k = p.split(":")
@@ -77,4 +78,5 @@ for name, data, unit, idx in (("4 KiB random write, QD 32", sys.argv[3], "IOPS",
     ratios = sorted(t / k for t, k in pairs)
     mt = statistics.median(t for t, _ in pairs); mk = statistics.median(k for _, k in pairs)
     print(f"| {name} | {mt:,.0f} {unit} | {mk:,.0f} {unit} | {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} |")
+    result(f"tap (`protect`) {name}, journaling on", f"{mt:,.0f} {unit}", f"nbdkit file {mk:,.0f} {unit}", ratios, goal, "-")
 PY
