@@ -244,9 +244,19 @@ Status Journal::ReadBlock(uint32_t volume, uint64_t block, Seq seq, char* out) c
 }
 
 Status Journal::ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const {
+  return ScanBlockRange(volume, seq, 0, ~uint64_t{0}, fn);
+}
+
+Status Journal::ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block,
+                               uint64_t end_block, const BlockFn& fn) const {
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   const uint32_t id = vol->rec.id;
-  std::string upper = PrefixEnd(id);
+  end_block = std::min(end_block, vol->Info().blocks());
+  if (first_block >= end_block) return Status::Ok();
+  // Every key of blocks before end_block sorts below its 12-byte prefix.
+  std::string upper = end_block == vol->Info().blocks()
+                          ? PrefixEnd(id)
+                          : BlockKey(id, end_block, seq).substr(0, 12);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
@@ -256,7 +266,7 @@ Status Journal::ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const {
   ro.async_io = true;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[kBlocks]));
   std::string buf(vol->epoch().block_bytes, '\0');
-  it->Seek(BlockKey(id, 0, seq));
+  it->Seek(BlockKey(id, first_block, seq));
   while (it->Valid()) {
     BOOST_OUTCOME_TRY(key, DecodeBlockKey(it->key().ToStringView()));
     if (key.seq > seq) {

@@ -154,5 +154,53 @@ TEST_F(ReadBlocksTest, RangeErrors) {
   EXPECT_OK(j_->ReadBlocks(vol, 0, 8, 0, nullptr, nullptr));
 }
 
+// ScanBlockRange over the parts of a split gives, part after part, exactly
+// ScanBlocks' blocks: a parallel restore's scans cover the volume once.
+TEST_F(ReadBlocksTest, ScanBlockRangePartsCoverTheVolumeOnce) {
+  Reopen();
+  const uint64_t blocks = 50;
+  uint32_t vol = NewVolume(blocks * kBs - 1024);  // the last block is short
+  std::mt19937_64 rng(7);
+  Seq seq = 0;
+  ASSERT_OK(Write(vol, seq++, 0, Pattern(blocks * kBs - 1024, 1)));
+  for (; seq < 60; ++seq) {
+    const uint64_t off = rng() % (blocks - 4) * kBs;
+    if (rng() % 4 == 0) {
+      ASSERT_OK(Zero(vol, seq, off, 3 * kBs, OpKind::kTrim));
+    } else {
+      ASSERT_OK(Write(vol, seq, off, Pattern((rng() % 3 + 1) * kBs, seq)));
+    }
+  }
+  ASSERT_OK(j_->Commit());
+  for (Seq at : {Seq{0}, Seq{17}, Seq{59}}) {
+    std::vector<std::pair<uint64_t, std::string>> whole;
+    ASSERT_OK(j_->ScanBlocks(vol, at, [&](uint64_t b, std::string_view d) {
+      whole.emplace_back(b, std::string(d));
+      return Status::Ok();
+    }));
+    for (uint64_t parts : {1, 2, 3, 7, 50}) {
+      std::vector<std::pair<uint64_t, std::string>> joined;
+      for (uint64_t i = 0; i < parts; ++i) {
+        const uint64_t first = blocks * i / parts, end = blocks * (i + 1) / parts;
+        ASSERT_OK(j_->ScanBlockRange(vol, at, first, end, [&](uint64_t b, std::string_view d) {
+          EXPECT_GE(b, first);
+          EXPECT_LT(b, end);
+          joined.emplace_back(b, std::string(d));
+          return Status::Ok();
+        }));
+      }
+      EXPECT_EQ(joined, whole) << parts << " parts at seq " << at;
+    }
+  }
+  // An empty range calls nothing; an end past the volume is clamped.
+  int calls = 0;
+  auto count = [&](uint64_t, std::string_view) { ++calls; return Status::Ok(); };
+  ASSERT_OK(j_->ScanBlockRange(vol, 59, 10, 10, count));
+  ASSERT_OK(j_->ScanBlockRange(vol, 59, 60, 70, count));
+  EXPECT_EQ(calls, 0);
+  ASSERT_OK(j_->ScanBlockRange(vol, 0, blocks - 1, ~uint64_t{0}, count));
+  EXPECT_EQ(calls, 1);
+}
+
 }  // namespace
 }  // namespace tidemark::journal

@@ -5,8 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "tidemark/capture/uring.h"
 
@@ -104,34 +108,87 @@ Status QemuImgConvert(const std::string& raw, const std::string& out, ImageForma
   return Status::Ok();
 }
 
-Status WriteRaw(const BlockSource& source, const journal::VolumeInfo& vol,
+// The blocks of part `part` of a scan split in `parts` (see WriteRaw).
+using PartSource = std::function<Status(unsigned part, const journal::BlockFn& fn)>;
+
+// Writes the raw image from `parts` scans at once: part 0 on the calling
+// thread (which alone reports progress), the others on threads of their own,
+// each with its own ParallelWriter on `fd`. The first error stops every part.
+Status WriteRaw(const PartSource& source, unsigned parts, const journal::VolumeInfo& vol,
                 const RestoreOptions& o, int fd, RestoreStats* stats) {
   if (::ftruncate(fd, static_cast<off_t>(vol.size_bytes)) != 0) {
     return Status::FromErrno(errno, "size " + o.output_path);
   }
-  BOOST_OUTCOME_TRY(writer, capture::ParallelWriter::Create(fd, o.queue_depth));
-  stats->io_uring = writer->uses_io_uring();
   const uint64_t total = vol.size_bytes;
-  uint64_t next_report = 0;
-  Status s = source([&](uint64_t block, std::string_view data) {
-    uint64_t off = block * vol.block_bytes;
-    // The last block of a volume that is not a multiple of the block size.
-    if (off + data.size() > total) data = data.substr(0, total - off);
-    stats->data_bytes += data.size();
-    ++stats->blocks;
-    if (o.progress && off >= next_report) {
-      o.progress(off, total);
-      next_report = off + total / 100 + 1;
+  struct Part {
+    uint64_t data_bytes = 0;
+    uint64_t blocks = 0;
+    bool io_uring = false;
+    std::atomic<uint64_t> scanned{0};  // bytes of the volume passed by this part
+    Status status;
+  };
+  std::vector<Part> results(parts);
+  std::atomic<bool> stop{false};
+  auto run = [&](unsigned i) {
+    Part& p = results[i];
+    auto writer_r = capture::ParallelWriter::Create(fd, o.queue_depth);
+    if (!writer_r) {
+      p.status = writer_r.error();
+      stop = true;
+      return;
     }
-    return writer->Write(off, data);
-  });
-  Status f = writer->Finish();
-  TM_RETURN_IF_ERROR(s);
-  TM_RETURN_IF_ERROR(f);
+    auto& writer = writer_r.value();
+    p.io_uring = writer->uses_io_uring();
+    const uint64_t part_first = vol.blocks() * i / parts * vol.block_bytes;
+    uint64_t next_report = 0;
+    Status s = source(i, [&](uint64_t block, std::string_view data) {
+      if (stop.load(std::memory_order_relaxed)) return Status::Aborted("restore stopped");
+      uint64_t off = block * vol.block_bytes;
+      // The last block of a volume that is not a multiple of the block size.
+      if (off + data.size() > total) data = data.substr(0, total - off);
+      p.data_bytes += data.size();
+      ++p.blocks;
+      p.scanned.store(off - part_first, std::memory_order_relaxed);
+      if (i == 0 && o.progress && off >= next_report) {
+        uint64_t done = 0;
+        for (const Part& q : results) done += q.scanned.load(std::memory_order_relaxed);
+        o.progress(done, total);
+        next_report = off + total / parts / 100 + 1;
+      }
+      return writer->Write(off, data);
+    });
+    Status f = writer->Finish();
+    p.status = !s.ok() ? s : f;
+    if (!p.status.ok()) stop = true;
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < parts; ++i) threads.emplace_back(run, i);
+  run(0);
+  for (auto& t : threads) t.join();
+  // The first real error: a part stopped by another's failure says kAborted.
+  Status first;
+  for (Part& p : results) {
+    stats->data_bytes += p.data_bytes;
+    stats->blocks += p.blocks;
+    stats->io_uring = p.io_uring;
+    if (!p.status.ok() && (first.ok() || first.code() == Code::kAborted)) first = p.status;
+  }
+  TM_RETURN_IF_ERROR(first);
   if (o.progress) o.progress(total, total);
   if (::fdatasync(fd) != 0) return Status::FromErrno(errno, "sync " + o.output_path);
   return Status::Ok();
 }
+
+// How many ranges a local restore scans at once.
+unsigned ScanParts(const journal::VolumeInfo& vol, const RestoreOptions& o) {
+  if (vol.size_bytes < (uint64_t{64} << 20)) return 1;
+  unsigned n = o.scan_threads;
+  if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  return static_cast<unsigned>(std::min<uint64_t>(n, vol.blocks()));
+}
+
+Result<RestoreStats> RestoreParts(const journal::VolumeInfo& vol, const PartSource& source,
+                                  unsigned parts, const RestoreOptions& o);
 
 }  // namespace
 
@@ -139,8 +196,15 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
                              const RestoreOptions& o) {
   for (const auto& v : journal.Volumes()) {
     if (v.id == volume) {
-      return RestoreBlocks(
-          v, [&](const journal::BlockFn& fn) { return journal.ScanBlocks(volume, seq, fn); }, o);
+      const unsigned parts = ScanParts(v, o);
+      const uint64_t blocks = v.blocks();
+      return RestoreParts(
+          v,
+          [&](unsigned part, const journal::BlockFn& fn) {
+            return journal.ScanBlockRange(volume, seq, blocks * part / parts,
+                                          blocks * (part + 1) / parts, fn);
+          },
+          parts, o);
     }
   }
   return Status::NotFound("no volume with id " + std::to_string(volume));
@@ -148,6 +212,14 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
 
 Result<RestoreStats> RestoreBlocks(const journal::VolumeInfo& vol, const BlockSource& source,
                                    const RestoreOptions& o) {
+  return RestoreParts(
+      vol, [&](unsigned, const journal::BlockFn& fn) { return source(fn); }, 1, o);
+}
+
+namespace {
+
+Result<RestoreStats> RestoreParts(const journal::VolumeInfo& vol, const PartSource& source,
+                                  unsigned parts, const RestoreOptions& o) {
   auto start = std::chrono::steady_clock::now();
   std::error_code ec;
   fs::file_status st = fs::status(o.output_path, ec);
@@ -168,7 +240,7 @@ Result<RestoreStats> RestoreBlocks(const journal::VolumeInfo& vol, const BlockSo
   RestoreStats stats;
   stats.volume_bytes = vol.size_bytes;
   BOOST_OUTCOME_TRY(raw, CreateTemp(o.output_path, "raw"));
-  TM_RETURN_IF_ERROR(WriteRaw(source, vol, o, raw->fd(), &stats));
+  TM_RETURN_IF_ERROR(WriteRaw(source, parts, vol, o, raw->fd(), &stats));
   TM_RETURN_IF_ERROR(raw->Close());
   if (o.format == ImageFormat::kRaw) {
     if (::rename(raw->path().c_str(), o.output_path.c_str()) != 0) {
@@ -193,5 +265,7 @@ Result<RestoreStats> RestoreBlocks(const journal::VolumeInfo& vol, const BlockSo
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
+
+}  // namespace
 
 }  // namespace tidemark::recovery

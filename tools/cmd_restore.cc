@@ -27,6 +27,7 @@ struct RestoreArgs {
   bool force = false;
   bool json = false;
   bool progress = false;
+  unsigned threads = 0;
 };
 
 // The body of POST .../resolve for a point spec; a relative --at is made
@@ -64,6 +65,7 @@ int RunRestore(const RestoreArgs& a) {
     recovery::RestoreOptions o;
     o.format = format;
     o.force = a.force;
+    o.scan_threads = a.threads;
     if (a.progress || (!a.json && isatty(2))) {
       o.progress = [](uint64_t done, uint64_t total) {
         std::fprintf(stderr, "\rrestoring: %3d%%", static_cast<int>(done * 100 / total));
@@ -181,6 +183,10 @@ void AddRestoreCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--format", a->format, "raw (sparse), qcow2, vmdk or vhdx")
       ->capture_default_str();
   cmd->add_flag("--force", a->force, "replace an existing output");
+  cmd->add_option("--threads", a->threads,
+                  "block ranges scanned at once from a local journal (default: one per CPU, at "
+                  "most 4; volumes under 64 MiB use one)")
+      ->check(CLI::Range(1u, 64u));
   cmd->add_flag("--progress", a->progress, "show progress on stderr (default on a terminal)");
   cmd->add_flag("--json", a->json, "print the result as JSON");
   cmd->callback([a, exit_code] { *exit_code = RunRestore(*a); });

@@ -271,6 +271,11 @@ class Journal {
   Result<std::unique_ptr<PointReader>> NewPointReader(uint32_t volume, Seq seq) const;
   // Calls fn, in block order, for every block that is not all zeros at seq.
   Status ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const;
+  // ScanBlocks() over blocks [first_block, end_block) only (end_block is
+  // clamped to the volume's end). Scans of disjoint ranges may run at once on
+  // different threads, each with its own iterator: a parallel restore.
+  Status ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block, uint64_t end_block,
+                        const BlockFn& fn) const;
   // Byte extents written, trimmed or zeroed by seqs in (after, upto] of the
   // volume, merged; after == kNoSeq includes seq 0. Reads the seq records of
   // that interval only.

@@ -7,7 +7,9 @@
 // partial image and an existing output is replaced only by a whole one.
 // qcow2, vmdk and vhdx come from `qemu-img convert` of that raw image.
 //
-// Thread-safety: Restore() uses the journal from the calling thread only.
+// Thread-safety: Restore() reads the journal from the calling thread and, for
+// a parallel scan (RestoreOptions::scan_threads), from threads of its own that
+// end before it returns; progress is called on the calling thread only.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,10 @@ struct RestoreOptions {
   // kInvalidArgument (a sparse write over old data would leave stale bytes).
   bool force = false;
   unsigned queue_depth = 32;
+  // Restore() from a local journal: scan this many block ranges at once, each
+  // on its own thread with its own iterator and writer. 0: one per CPU, at
+  // most 4. Volumes under 64 MiB are scanned by one thread.
+  unsigned scan_threads = 0;
   // Called now and then with bytes of the volume scanned so far and the total.
   std::function<void(uint64_t done_bytes, uint64_t total_bytes)> progress;
 };
