@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Where the tap's time goes (issue #6, item 4): `tidemark protect` runs under
+# `perf record` (every thread, io_uring workers included, call graphs by DWARF
+# unwinding) while fio's nbd engine writes through it; every sample is then
+# charged to one stage by the innermost frame of its call chain that names one
+# (bench/profile_stages.py): NBD (request parsing and the socket), tap (queues,
+# the record thread), CRC32C, compression (zstd and the incompressibility
+# test), RocksDB (memtable, WAL, flush, compaction, with the kernel work under
+# them), backing write (io_uring and the kernel's page-cache writes under it).
+# Reported as CPU nanoseconds per byte written, per stage.
+#
+#   bench/profile_tap.sh BUILD [--seconds S] [--rounds R] [--size-mib N]
+# Needs perf (Debian package linux-perf) and root or perf_event_paranoid <= 1.
+# Prints a markdown section on stdout.
+set -euo pipefail
+build=$1; shift
+seconds=10 rounds=2 size_mib=1024
+while [ $# -gt 0 ]; do
+  case $1 in
+    --seconds) seconds=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --size-mib) size_mib=$2; shift 2 ;;
+    *) echo "profile_tap.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+for t in fio perf python3; do command -v $t >/dev/null || { echo "profile_tap.sh: $t is missing" >&2; exit 1; }; done
+tm=$(readlink -f "$build/tools/tidemark")
+work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/profile
+rm -rf "$work"; mkdir -p "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+profile() {  # NAME rw bs iodepth: one profiled run, appends "NAME bytes" + stage lines to $work/out
+  rm -rf "$work/journal" "$work/vol.img" "$work/p.sock" "$work/perf.data"
+  truncate -s "${size_mib}M" "$work/vol.img"
+  perf record -q -F 499 --call-graph dwarf,16384 -o "$work/perf.data" -- \
+    "$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/p.sock" \
+    --name vol >"$work/protect.log" 2>&1 &
+  local perf_pid=$! child
+  pids+=("$perf_pid")
+  for _ in $(seq 300); do [ -S "$work/p.sock" ] && break; sleep 0.1; done
+  [ -S "$work/p.sock" ] || { echo "protect did not start under perf" >&2; cat "$work/protect.log" >&2; exit 1; }
+  fio --name=w --ioengine=nbd --uri="nbd+unix:///vol?socket=$work/p.sock" --rw="$2" --bs="$3" \
+    --iodepth="$4" --size="${size_mib}M" --time_based --runtime="$seconds" \
+    --output-format=json --output="$work/fio.json" >/dev/null
+  child=$(pgrep -P "$perf_pid" | head -1)
+  kill -TERM "$child"
+  wait "$perf_pid" || true
+  pids=()
+  local bytes
+  bytes=$(python3 -c "import json; print(json.load(open('$work/fio.json'))['jobs'][0]['write']['io_bytes'])")
+  echo "== $1 $bytes" >>"$work/out"
+  perf script -i "$work/perf.data" -F comm,tid,ip,sym 2>/dev/null | python3 "$here/profile_stages.py" 499 >>"$work/out"
+}
+
+for r in $(seq 1 "$rounds"); do
+  profile "4 KiB random write, QD 32" randwrite 4k 32
+  profile "1 MiB sequential write, QD 8" write 1m 8
+  echo "round $r profiled" >&2
+done
+
+python3 - "$seconds" "$size_mib" "$work/out" <<'PY'
+import collections, statistics, sys
+from benchlib import result, spread
+secs, size, path = sys.argv[1:4]
+runs = collections.defaultdict(list)  # workload -> [(bytes, {stage: cpu_s})]
+cur = None
+for line in open(path):
+    line = line.rstrip("\n")
+    if line.startswith("== "):
+        name, nbytes = line[3:].rsplit(" ", 1)
+        cur = {}
+        runs[name].append((int(nbytes), cur))
+    elif line and cur is not None:
+        stage, cpu = line.rsplit("\t", 1)
+        cur[stage] = float(cpu)
+print(f"`protect` under `perf record -F 499 --call-graph dwarf` (every thread of the process), fio's nbd "
+      f"engine writing for {secs} s, {size} MiB volume, fresh journal per run; each sample is charged to the "
+      "innermost frame of its call chain that names a stage (bench/profile_stages.py). CPU time per byte "
+      "written, median over the rounds; the share is of the process's CPU time.\n")
+for name, rs in runs.items():
+    stages = sorted({s for _, d in rs for s in d}, key=lambda s: -statistics.median(d.get(s, 0) for _, d in rs))
+    total = statistics.median(sum(d.values()) / b * 1e9 for b, d in rs)
+    print(f"**{name}**: {total:.2f} ns of CPU per byte written in all "
+          f"({total * 4096 / 1000 if '4 KiB' in name else total * 1048576 / 1000:,.1f} µs per write)\n")
+    print("| stage | CPU ns per byte written (median) | share |")
+    print("|---|---|---|")
+    top = []
+    for s in stages:
+        per = [d.get(s, 0) / b * 1e9 for b, d in rs]
+        share = statistics.median(d.get(s, 0) / max(sum(d.values()), 1e-9) for _, d in rs)
+        print(f"| {s} | {statistics.median(per):.3f} | {share:.0%} |")
+        top.append(f"{s.split(' (')[0]} {share:.0%}")
+    print()
+    result(f"tap CPU per byte written (perf), {name}", f"{total:.2f} ns/B", "(absolute)",
+           [sum(d.values()) / b * 1e9 for b, d in rs], None, "-", "; ".join(top[:4]))
+PY
