@@ -245,7 +245,8 @@ void AddDrillCommand(CLI::App& app, int* exit_code) {
   start->add_option("--overlay-dir", s->overlay_dir, "directory of the overlay's temp file");
   CLI::Option* bc =
       start->add_flag("--boot-check", s->boot_check,
-                      "boot the export in qemu (TCG, no network); pass on the marker");
+                      "boot the export in qemu (TCG, no network); pass on the marker (a "
+                      "group: the first member boots, the others are extra virtio disks)");
   start->add_option("--marker", s->marker, "console text that means booted")
       ->needs(bc)
       ->capture_default_str();

@@ -38,7 +38,7 @@ void OnSignal(int) {
   if (g_server) g_server->StopFromSignal();
 }
 
-// Readers of `volume` at `seq` on the target: one connection per reader (a
+// Readers of volume `v` at `seq` on the target: one connection per reader (a
 // RemoteClient is single-threaded); the first reader made takes over
 // `*first` (the connection that resolved the point), once.
 recovery::BlockReaderFactory RemoteReaders(
