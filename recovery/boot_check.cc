@@ -116,6 +116,9 @@ Result<BootCheckResult> BootCheck(const BootCheckOptions& o) {
   if (o.drive.empty() || o.marker.empty() || o.console_log.empty()) {
     return Status::InvalidArgument("boot check: drive, marker and console log are required");
   }
+  for (const std::string& d : o.extra_drives) {
+    if (d.empty()) return Status::InvalidArgument("boot check: an extra drive is empty");
+  }
   if (o.timeout.count() <= 0) return Status::InvalidArgument("boot check: the timeout is 0");
   int fd = ::open(o.console_log.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "create " + o.console_log);
@@ -130,6 +133,10 @@ Result<BootCheckResult> BootCheck(const BootCheckOptions& o) {
       "-drive", "file=" + DoubleCommas(o.drive) + ",format=" + o.drive_format +
                 ",if=virtio,cache=" + CacheMode(o.drive)};
   // clang-format on
+  for (const std::string& d : o.extra_drives) {
+    argv.insert(argv.end(), {"-drive", "file=" + DoubleCommas(d) + ",format=" + o.drive_format +
+                                           ",if=virtio,cache=" + CacheMode(d)});
+  }
   argv.insert(argv.end(), o.extra_args.begin(), o.extra_args.end());
   auto spawned = Spawn(argv, {qemu_log, /*new_session=*/false});
   if (!spawned) {

@@ -105,6 +105,34 @@ TEST_F(BootCheckTest, AbortReason) {
   EXPECT_EQ(r.value().reason.rfind("the export went away after ", 0), 0u) << r.value().reason;
 }
 
+TEST_F(BootCheckTest, ExtraDrivesFollowTheBootDisk) {
+  // A fake qemu that prints its -drive values, in order, and the marker.
+  std::string path = ::testing::TempDir() + "/fake-qemu-drives";
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << "#!/bin/sh\nlog=\ndrives=\nwhile [ $# -gt 0 ]; do\n"
+           "  case $1 in -serial) log=${2#file:}; shift ;;\n"
+           "    -drive) drives=\"$drives[$2]\"; shift ;; esac\n  shift\ndone\n"
+           "echo \"$drives login:\" >\"$log\"\nexit 0\n";
+  }
+  ::chmod(path.c_str(), 0755);
+  auto o = Options(path);
+  o.drive = "nbd:unix:/d.sock:exportname=sda";
+  o.extra_drives = {"nbd:unix:/d.sock:exportname=sdb", "nbd://h:1/a,b"};
+  auto r = BootCheck(o);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(r.value().passed) << r.value().reason;
+  std::ifstream in(o.console_log);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line,
+            "[file=nbd:unix:/d.sock:exportname=sda,format=raw,if=virtio,cache=none]"
+            "[file=nbd:unix:/d.sock:exportname=sdb,format=raw,if=virtio,cache=none]"
+            "[file=nbd://h:1/a,,b,format=raw,if=virtio,cache=none] login:");
+  o.extra_drives = {""};
+  EXPECT_EQ(BootCheck(o).error().code(), Code::kInvalidArgument);
+}
+
 TEST_F(BootCheckTest, Errors) {
   auto o = Options(::testing::TempDir() + "/no-such-qemu");
   auto r = BootCheck(o);

@@ -56,6 +56,8 @@ json DrillJson(const DrillRecord& r) {
   json j = {{"format", 1},
             {"name", r.name},
             {"volume", r.volume},
+            {"group", r.group.empty() ? json(nullptr) : json(r.group)},
+            {"volumes", r.volumes},
             {"point", nullptr},
             {"source", r.source},
             {"started", TimeOrNull(r.started_ns)},
@@ -72,6 +74,7 @@ json DrillJson(const DrillRecord& r) {
             {"mount_log", r.mount_log},
             {"writes", CountOrNull(r.writes)},
             {"overlay_bytes", CountOrNull(r.overlay_bytes)}};
+  if (r.volumes.empty() && r.group.empty() && !r.volume.empty()) j["volumes"] = {r.volume};
   if (r.point) j["point"] = {{"seq", r.point->seq}, {"time", FormatTime(r.point->time_ns)}};
   if (r.boot_check) {
     const BootCheckRecord& b = *r.boot_check;
@@ -96,6 +99,13 @@ Result<DrillRecord> DrillFromJson(const json& j) {
     };
     r.name = j.at("name").get<std::string>();
     r.volume = j.at("volume").get<std::string>();
+    // Records from before groups have neither: a volume's drill.
+    if (j.contains("group") && !j["group"].is_null()) r.group = j["group"].get<std::string>();
+    if (j.contains("volumes")) {
+      r.volumes = j["volumes"].get<std::vector<std::string>>();
+    } else if (!r.volume.empty()) {
+      r.volumes = {r.volume};
+    }
     if (const json& p = j.at("point"); !p.is_null()) {
       BOOST_OUTCOME_TRY(t, time(p.at("time")));
       r.point = journal::Point{p.at("seq").get<Seq>(), t};
@@ -254,7 +264,10 @@ Result<std::optional<DrillRecord>> DrillStore::Last(std::string_view volume) con
   BOOST_OUTCOME_TRY(all, List());
   std::optional<DrillRecord> last;
   for (DrillRecord& r : all) {
-    if (r.volume == volume) last = std::move(r);
+    if (r.volume == volume ||
+        std::find(r.volumes.begin(), r.volumes.end(), volume) != r.volumes.end()) {
+      last = std::move(r);
+    }
   }
   return last;
 }

@@ -87,10 +87,23 @@ Result<DrillRecord> StartDrill(DrillStore& store, DrillRecord rec,
           BOOST_OUTCOME_TRY(t, ParseTime(j["point"]["time"].get<std::string>(), NowNs()));
           rec.point = journal::Point{j["point"]["seq"].get<Seq>(), t};
           rec.listen = j["listen"].get<std::string>();
-          rec.export_name = j.value("export", rec.volume);
+          if (rec.group.empty()) {
+            rec.export_name = j.value("export", rec.volume);
+            rec.volumes = {rec.volume};
+          } else {  // one export per member, named by it; the first boots
+            rec.volumes.clear();
+            for (const json& v : j.at("volumes")) {
+              rec.volumes.push_back(v.at("export").get<std::string>());
+            }
+            if (!rec.volumes.empty()) rec.volume = rec.export_name = rec.volumes[0];
+          }
         } catch (const json::exception& e) {
           TerminateProcess(pid, start, milliseconds(5000));
           return fail(Status::IOError(std::string("the mount's ready line: ") + e.what()));
+        }
+        if (rec.volumes.empty()) {
+          TerminateProcess(pid, start, milliseconds(5000));
+          return fail(Status::IOError("the mount's ready line names no volumes"));
         }
         rec.pid = pid;
         rec.pid_start = start;
@@ -121,6 +134,10 @@ Result<DrillRecord> BootCheckDrill(DrillStore& store, std::string_view name,
     return Status::InvalidArgument("drill " + rec.name + " is not running (" + rec.State() + ")");
   }
   options.drive = NbdDrive(rec.listen, rec.export_name);
+  options.extra_drives.clear();
+  for (size_t i = 1; i < rec.volumes.size(); ++i) {
+    options.extra_drives.push_back(NbdDrive(rec.listen, rec.volumes[i]));
+  }
   options.console_log = store.PathOf(rec.name, ".console.log");
   if (!options.abort_reason) {
     options.abort_reason = [pid = rec.pid, start = rec.pid_start]() -> std::string {

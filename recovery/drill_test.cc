@@ -107,6 +107,39 @@ TEST_F(DrillTest, CreateGetUpdateList) {
   EXPECT_EQ(store_->List().error().code(), Code::kCorruption);
 }
 
+TEST_F(DrillTest, GroupRecords) {
+  DrillRecord g = Record("g1", "sda", 500);
+  g.group = "vm1";
+  g.volumes = {"sda", "sdb"};
+  nlohmann::json j = DrillJson(g);
+  EXPECT_EQ(j["group"], "vm1");
+  EXPECT_EQ(j["volumes"], nlohmann::json({"sda", "sdb"}));
+  auto back = DrillFromJson(j);
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back.value().volumes, g.volumes);
+  EXPECT_EQ(DrillJson(back.value()), j);
+
+  // A volume's drill: "group" null, "volumes" [V]; a record from before
+  // groups (neither key) reads as one.
+  nlohmann::json v = DrillJson(Record("v1", "sdb", 400));
+  EXPECT_TRUE(v["group"].is_null());
+  EXPECT_EQ(v["volumes"], nlohmann::json({"sdb"}));
+  v.erase("group");
+  v.erase("volumes");
+  auto old = DrillFromJson(v);
+  ASSERT_TRUE(old) << old.error().ToString();
+  EXPECT_EQ(old.value().group, "");
+  EXPECT_EQ(old.value().volumes, std::vector<std::string>{"sdb"});
+
+  // The last drill of a volume counts the drills of its group.
+  ASSERT_TRUE(store_->Create(Record("v1", "sdb", 400)).ok());
+  ASSERT_TRUE(store_->Create(g).ok());
+  ASSERT_TRUE(store_->Create(Record("v2", "sda", 300)).ok());
+  EXPECT_EQ(store_->Last("sda").value()->name, "g1");
+  EXPECT_EQ(store_->Last("sdb").value()->name, "g1");
+  EXPECT_FALSE(store_->Last("vm1").value().has_value());  // a group is not a volume
+}
+
 TEST_F(DrillTest, MissingDirectory) {
   auto empty = DrillStore::Open(base_ + "/nothing/drills", /*create=*/false);
   ASSERT_TRUE(empty);
@@ -154,6 +187,62 @@ TEST_F(DrillTest, StartAndStop) {
   EXPECT_EQ(r.notes, "looked fine");
   EXPECT_EQ(StopDrill(*store_, "d1", std::nullopt, "", milliseconds(100)).error().code(),
             Code::kInvalidArgument);
+}
+
+TEST_F(DrillTest, GroupDrillStartsBootsEveryMemberAndStops) {
+  DrillRecord g = Record("g", "", 1);
+  g.group = "vm1";
+  auto started = StartDrill(
+      *store_, g,
+      FakeMount(R"({"group":"vm1","point":{"seq":9,"time":"2026-01-02T03:04:05.000000006Z"},)"
+                R"("listen":"unix:/tmp/g.sock","writable":true,"volumes":[)"
+                R"({"volume":"sda","export":"sda","size_bytes":4096},)"
+                R"({"volume":"sdb","export":"sdb","size_bytes":8192}]})"),
+      milliseconds(10000));
+  ASSERT_TRUE(started) << started.error().ToString();
+  DrillRecord r = store_->Get("g").value();
+  EXPECT_EQ(r.group, "vm1");
+  EXPECT_EQ(r.volumes, (std::vector<std::string>{"sda", "sdb"}));
+  EXPECT_EQ(r.volume, "sda");
+  EXPECT_EQ(r.export_name, "sda");
+  EXPECT_EQ(r.point->seq, 9u);
+
+  // The boot check boots sda and attaches sdb: a fake qemu that prints its
+  // -drive files and the marker.
+  const std::string qemu = base_ + "/fake-qemu";
+  {
+    std::ofstream out(qemu, std::ios::trunc);
+    out << "#!/bin/sh\nlog=\nd=\nwhile [ $# -gt 0 ]; do\n"
+           "  case $1 in -serial) log=${2#file:}; shift ;;\n"
+           "    -drive) d=\"$d[${2%%,*}]\"; shift ;; esac\n  shift\ndone\n"
+           "echo \"$d login:\" >\"$log\"\nexit 0\n";
+  }
+  fs::permissions(qemu, fs::perms::owner_all);
+  BootCheckOptions o;
+  o.qemu = qemu;
+  auto checked = BootCheckDrill(*store_, "g", o);
+  ASSERT_TRUE(checked) << checked.error().ToString();
+  EXPECT_EQ(checked.value().result, DrillResult::kPass) << checked.value().reason;
+  std::ifstream console(store_->PathOf("g", ".console.log"));
+  std::string line;
+  std::getline(console, line);
+  EXPECT_EQ(line,
+            "[file=nbd:unix:/tmp/g.sock:exportname=sda][file=nbd:unix:/tmp/g.sock:exportname=sdb]"
+            " login:");
+  ASSERT_TRUE(StopDrill(*store_, "g", std::nullopt, "", milliseconds(5000)));
+  EXPECT_EQ(store_->Get("g").value().State(), "stopped");
+
+  // A group mount whose ready line lists no volumes: no drill.
+  DrillRecord e = Record("empty", "", 1);
+  e.group = "vm1";
+  auto none =
+      StartDrill(*store_, e,
+                 FakeMount(R"({"group":"vm1","point":{"seq":9,"time":"2026-01-02T03:04:05Z"},)"
+                           R"("listen":"unix:/tmp/g.sock","volumes":[]})"),
+                 milliseconds(10000));
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message(), "the mount's ready line names no volumes");
+  EXPECT_EQ(store_->Get("empty").error().code(), Code::kNotFound);
 }
 
 TEST_F(DrillTest, MountErrorRemovesTheRecord) {

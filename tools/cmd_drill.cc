@@ -1,17 +1,21 @@
-// tidemark drill start (--journal DIR | --target ... --state DIR) VOLUME (point)
+// tidemark drill start (--journal DIR | --target ... --state DIR) (VOLUME | --group G) (point)
 //                     [--name N] [--listen ADDR] [--boot-check [--marker T] [--timeout S]
 //                     [--stop-after-check]] [--notes T] [--json]
 // tidemark drill stop  (--journal DIR | --state DIR) NAME [--result R] [--notes T] [--json]
 // tidemark drill list  (--journal DIR | --state DIR) [VOLUME] [--json]
 // A drill is a `tidemark mount --writable` process of its own with a record
-// in DIR/drills (recovery/drill.h); it runs until `drill stop`.
+// in DIR/drills (recovery/drill.h); it runs until `drill stop`. A group
+// drill mounts every member at one group point (`mount --group`); its boot
+// check boots the first member with the others attached as extra disks.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "cli.h"
 #include "tidemark/journal/time.h"
 #include "tidemark/recovery/drill.h"
+#include "volume_set.h"
 
 namespace tidemark::tools {
 
@@ -24,7 +28,7 @@ constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
 
 struct StartArgs {
   DrillDirArgs where;
-  std::string volume, name, listen, overlay_dir, notes, marker = "login:";
+  std::string volume, group, name, listen, overlay_dir, notes, marker = "login:";
   PointArgs point;
   bool boot_check = false, stop_after_check = false, json = false;
   double timeout_s = 120;
@@ -44,7 +48,7 @@ std::vector<std::string> MountArgv(const StartArgs& a, const std::string& listen
   } else {
     v.push_back("--journal=" + AbsPath(a.where.journal_dir));
   }
-  v.push_back(a.volume);
+  v.push_back(a.group.empty() ? a.volume : "--group=" + a.group);
   // --at=VALUE: a relative time such as -15m must not look like an option.
   if (!a.point.at.empty()) v.push_back("--at=" + a.point.at);
   if (a.point.seq) v.push_back("--seq=" + std::to_string(*a.point.seq));
@@ -55,8 +59,16 @@ std::vector<std::string> MountArgv(const StartArgs& a, const std::string& listen
   return v;
 }
 
+// "sda" or "group vm1: sda, sdb".
+std::string VolumesText(const DrillRecord& r) {
+  if (r.group.empty()) return r.volume;
+  std::string s = "group " + r.group + ":";
+  for (size_t i = 0; i < r.volumes.size(); ++i) s += (i ? ", " : " ") + r.volumes[i];
+  return s;
+}
+
 std::string Describe(const DrillRecord& r) {
-  std::string s = "drill " + r.name + " (" + r.volume;
+  std::string s = "drill " + r.name + " (" + VolumesText(r);
   if (r.point) s += " at seq " + std::to_string(r.point->seq) + ", " + FormatTime(r.point->time_ns);
   return s + ")";
 }
@@ -64,17 +76,19 @@ std::string Describe(const DrillRecord& r) {
 int RunStart(const StartArgs& a) {
   std::optional<DrillRecord> last;  // the record as it ended, for --json
   auto run = [&]() -> Status {
+    TM_RETURN_IF_ERROR(CheckVolumeOrGroup(a.volume, a.group));
     BOOST_OUTCOME_TRY(store, a.where.Open(/*mounting=*/true));
     // The point's own errors, before anything starts (the mount resolves it).
     if (auto spec = a.point.Spec(NowNs()); !spec) return spec.error();
     if (!(a.timeout_s > 0)) return Status::InvalidArgument("--timeout must be over 0 seconds");
     DrillRecord rec;
-    rec.volume = a.volume;
+    rec.volume = a.volume;  // a group's first member, once its mount is ready
+    rec.group = a.group;
     rec.name = a.name;
     rec.started_ns = NowNs();
-    if (rec.name.empty()) {  // VOLUME-2026-11-23T101459Z
+    if (rec.name.empty()) {  // VOLUME-2026-11-23T101459Z (or GROUP-...)
       std::string t = FormatTime(rec.started_ns).substr(0, 19) + "Z";
-      rec.name = a.volume + "-" + t.erase(13, 1).erase(15, 1);
+      rec.name = (a.group.empty() ? a.volume : a.group) + "-" + t.erase(13, 1).erase(15, 1);
     }
     TM_RETURN_IF_ERROR(DrillStore::CheckName(rec.name));
     std::string listen = a.listen.empty() ? "unix:" + store.PathOf(rec.name, ".sock") : a.listen;
@@ -90,10 +104,12 @@ int RunStart(const StartArgs& a) {
         started, recovery::StartDrill(store, rec, MountArgv(a, listen), std::chrono::seconds(60)));
     last = started;
     if (!a.json) {
+      std::string exports;
+      for (const std::string& v : started.volumes) exports += (exports.empty() ? "" : ", ") + v;
       std::printf(
-          "%s started: writable export %s on %s (stop it with `tidemark drill stop %s %s`)\n",
-          Describe(started).c_str(), started.export_name.c_str(), started.listen.c_str(),
-          a.where.Option().c_str(), started.name.c_str());
+          "%s started: writable export%s %s on %s (stop it with `tidemark drill stop %s %s`)\n",
+          Describe(started).c_str(), started.volumes.size() > 1 ? "s" : "", exports.c_str(),
+          started.listen.c_str(), a.where.Option().c_str(), started.name.c_str());
       std::fflush(stdout);
     }
     if (!a.boot_check) return Status::Ok();
@@ -174,7 +190,10 @@ int RunList(const ListArgs& a) {
     BOOST_OUTCOME_TRY(all, store.List());
     nlohmann::json drills = nlohmann::json::array();
     for (const DrillRecord& r : all) {
-      if (a.volume.empty() || r.volume == a.volume) drills.push_back(recovery::DrillJson(r));
+      if (a.volume.empty() ||
+          std::find(r.volumes.begin(), r.volumes.end(), a.volume) != r.volumes.end()) {
+        drills.push_back(recovery::DrillJson(r));
+      }
     }
     if (a.json) {
       nlohmann::json out = {{"format", 1}, {"dir", store.dir()}, {"drills", drills}};
@@ -183,9 +202,16 @@ int RunList(const ListArgs& a) {
     }
     if (drills.empty()) std::printf("no drills in %s\n", store.dir().c_str());
     for (const auto& d : drills) {
+      std::string what = d["volume"].get<std::string>();  // a group's drill: GROUP[sda,sdb]
+      if (!d["group"].is_null()) {
+        std::string names;
+        for (const auto& v : d["volumes"]) {
+          names += (names.empty() ? "" : ",") + v.get<std::string>();
+        }
+        what = d["group"].get<std::string>() + "[" + names + "]";
+      }
       std::printf("%-24s %-12s seq %-8s %s %-8s %-7s %s\n", d["name"].get<std::string>().c_str(),
-                  d["volume"].get<std::string>().c_str(),
-                  d["point"].is_null() ? "-" : d["point"]["seq"].dump().c_str(),
+                  what.c_str(), d["point"].is_null() ? "-" : d["point"]["seq"].dump().c_str(),
                   d["started"].get<std::string>().c_str(), d["state"].get<std::string>().c_str(),
                   d["result"].get<std::string>().c_str(), d["reason"].get<std::string>().c_str());
     }
@@ -206,7 +232,11 @@ void AddDrillCommand(CLI::App& app, int* exit_code) {
   CLI::App* start =
       drill->add_subcommand("start", "mount a point writable as a drill; boot it in qemu");
   s->where.Add(start);
-  start->add_option("VOLUME", s->volume, "volume name")->required();
+  start->add_option("VOLUME", s->volume, "volume name (or --group)");
+  start->add_option("--group", s->group,
+                    "drill every volume of a consistency group at one point: one export per "
+                    "volume; --boot-check boots the first member with the others attached as "
+                    "extra virtio disks (vdb, vdc, ...)");
   s->point.Add(start);
   start->add_option("--name", s->name, "drill name (default: VOLUME-<UTC time>)");
   start->add_option("--listen", s->listen,
@@ -215,7 +245,8 @@ void AddDrillCommand(CLI::App& app, int* exit_code) {
   start->add_option("--overlay-dir", s->overlay_dir, "directory of the overlay's temp file");
   CLI::Option* bc =
       start->add_flag("--boot-check", s->boot_check,
-                      "boot the export in qemu (TCG, no network); pass on the marker");
+                      "boot the export in qemu (TCG, no network); pass on the marker (a "
+                      "group: the first member boots, the others are extra virtio disks)");
   start->add_option("--marker", s->marker, "console text that means booted")
       ->needs(bc)
       ->capture_default_str();
@@ -240,7 +271,7 @@ void AddDrillCommand(CLI::App& app, int* exit_code) {
   auto l = std::make_shared<ListArgs>();
   CLI::App* list = drill->add_subcommand("list", "list drills and their results");
   l->where.Add(list);
-  list->add_option("VOLUME", l->volume, "only this volume's drills");
+  list->add_option("VOLUME", l->volume, "only this volume's drills (with its group's)");
   list->add_flag("--json", l->json, "print JSON");
   list->callback([l, exit_code] { *exit_code = RunList(*l); });
 }

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "tidemark/journal/time.h"
 #include "tidemark/recovery/restore.h"
+#include "volume_set.h"
 
 namespace tidemark::tools {
 
@@ -30,27 +31,13 @@ struct RestoreArgs {
   unsigned threads = 0;
 };
 
-// The body of POST .../resolve for a point spec; a relative --at is made
-// absolute here, by this machine's clock, as the --journal form does.
-nlohmann::json ResolveBody(const journal::PointSpec& spec) {
-  switch (spec.kind) {
-    case journal::PointSpec::Kind::kLatest: return {{"latest", true}};
-    case journal::PointSpec::Kind::kSeq: return {{"seq", spec.seq}};
-    case journal::PointSpec::Kind::kBookmark: return {{"bookmark", spec.bookmark}};
-    case journal::PointSpec::Kind::kTime: return {{"at", FormatTime(spec.time_ns)}};
-  }
-  return nullptr;
-}
-
 // A group member's image in --output-dir: NAME.img (raw) or NAME.FORMAT.
 std::string MemberOutput(const RestoreArgs& a, const std::string& name) {
   return a.output_dir + "/" + name + (a.format == "raw" ? ".img" : "." + a.format);
 }
 
 int RunRestore(const RestoreArgs& a) {
-  if (a.group.empty() == a.volume.empty()) {
-    return Fail(Status::InvalidArgument("give a VOLUME or --group G"), a.json);
-  }
+  if (Status s = CheckVolumeOrGroup(a.volume, a.group); !s.ok()) return Fail(s, a.json);
   if (a.group.empty() ? (a.output.empty() || !a.output_dir.empty())
                       : (a.output_dir.empty() || !a.output.empty())) {
     return Fail(Status::InvalidArgument(a.group.empty()
@@ -87,24 +74,9 @@ int RunRestore(const RestoreArgs& a) {
     }
     if (a.remote.given()) {
       BOOST_OUTCOME_TRY(client, a.remote.Client());
-      if (a.group.empty()) {
-        BOOST_OUTCOME_TRY(v, client->FindVolume(a.volume));
-        vols.push_back(v);
-      } else {
-        BOOST_OUTCOME_TRY(g, client->FindGroup(a.group));
-        vols = g.volumes;
-      }
-      // The point of one member is the group's: one seq space.
-      BOOST_OUTCOME_TRY(p, client->Call("POST",
-                                        target::RemoteClient::VolumePath(vols[0].name, "resolve"),
-                                        ResolveBody(spec)));
-      if (!p.is_object() || !p.contains("seq") || !p["seq"].is_number_unsigned() ||
-          !p.contains("time") || !p["time"].is_string()) {
-        return Status::IOError("the target's resolve answer is not a point: " + p.dump());
-      }
-      point.seq = p["seq"].get<Seq>();
-      BOOST_OUTCOME_TRY(t, ParseTime(p["time"].get<std::string>(), NowNs()));
-      point.time_ns = t;
+      BOOST_OUTCOME_TRY(set, ResolveVolumeSet(*client, a.volume, a.group, spec));
+      vols = set.volumes;
+      point = set.point;
       for (const journal::VolumeInfo& vol : vols) {
         auto source = [&](const journal::BlockFn& fn) {
           return client->StreamBlocks(vol, point.seq, fn);
@@ -115,15 +87,9 @@ int RunRestore(const RestoreArgs& a) {
       }
     } else {
       BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
-      if (a.group.empty()) {
-        BOOST_OUTCOME_TRY(v, j->FindVolume(a.volume));
-        vols.push_back(v);
-      } else {
-        BOOST_OUTCOME_TRY(g, j->FindGroup(a.group));
-        vols = g.volumes;
-      }
-      BOOST_OUTCOME_TRY(pt, j->Resolve(vols[0].id, spec, NowNs()));
-      point = pt;
+      BOOST_OUTCOME_TRY(set, ResolveVolumeSet(*j, a.volume, a.group, spec, NowNs()));
+      vols = set.volumes;
+      point = set.point;
       for (const journal::VolumeInfo& vol : vols) {
         o.output_path = output_of(vol);
         BOOST_OUTCOME_TRY(st, recovery::Restore(*j, vol.id, point.seq, o));

@@ -6,6 +6,7 @@
 //   qemu-system-x86_64 -accel tcg -cpu max -m 256 -nographic -no-reboot
 //     -display none -monitor none -nic none -serial file:CONSOLE_LOG
 //     -drive file=DRIVE,format=raw,if=virtio,cache=none
+//     [-drive file=EXTRA,format=raw,if=virtio,cache=none ...]
 // (-cpu max: with TCG's default CPU a kernel's decompressor alone takes
 // seconds). The guest is killed (SIGTERM, then SIGKILL) as soon as the
 // marker shows or the time is up: a drill's disk is a throwaway overlay,
@@ -31,6 +32,10 @@ struct BootCheckOptions {
   // image path, or an NBD export such as nbd:unix:SOCK:exportname=NAME.
   std::string drive;
   std::string drive_format = "raw";
+  // More disks, attached after the boot disk as virtio disks of their own
+  // (the guest's vdb, vdc, ...: the other members of a group drill), in
+  // this order, with the boot disk's format and cache mode rules.
+  std::vector<std::string> extra_drives;
   // Passes when this text appears anywhere in the console output (a login
   // prompt is mid-line: "debian login:"). Not empty.
   std::string marker = "login:";
@@ -57,7 +62,7 @@ struct BootCheckResult {
 
 // Boots options.drive and watches its console. A guest that fails to boot
 // is a result (passed == false), not an error. Errors: kInvalidArgument (an
-// empty drive, marker or console_log, a zero timeout), kNotFound (qemu is
+// empty drive or extra drive, marker or console_log, a zero timeout), kNotFound (qemu is
 // not installed), kIOError (the console log cannot be created or read).
 Result<BootCheckResult> BootCheck(const BootCheckOptions& options);
 

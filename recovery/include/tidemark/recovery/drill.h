@@ -1,5 +1,6 @@
 // DR drills (DESIGN.md decision 8, issue #5): a drill is a named, writable
-// virtual snapshot of one point of a volume (a `tidemark mount --writable`
+// virtual snapshot of one point of a volume, or of every member of a
+// consistency group at one group point (a `tidemark mount --writable`
 // process: recovery/snapshot.h) with a record of what was checked and what
 // came out of it. The drill's writes go to the mount's private overlay and
 // die with it; the journal is never written.
@@ -15,7 +16,8 @@
 // are never reused in one directory).
 //
 // The record, format 1 (times RFC 3339 UTC with nine fraction digits):
-//   {"format": 1, "name": N, "volume": V, "point": {"seq", "time"} | null,
+//   {"format": 1, "name": N, "volume": V, "group": G | null, "volumes": [V...],
+//    "point": {"seq", "time"} | null,
 //    "source": "journal DIR" | "target HOST:PORT tenant T",
 //    "started": TIME, "stopped": TIME | null, "listen": "unix:SOCK" |
 //    "HOST:PORT", "export": V, "pid": P, "pid_start": TICKS,
@@ -23,6 +25,11 @@
 //    "boot_check": null | {"result", "reason", "seconds", "marker",
 //                          "console_log"},
 //    "mount_log": PATH, "writes": N | null, "overlay_bytes": N | null}
+// A group drill serves one export per member, named by the member:
+// "volumes" lists them in member order and "volume" and "export" are the
+// first, the boot disk (the rest are attached as extra disks). A volume's
+// drill has "group": null and "volumes": [V]. Records written before groups
+// lack "group" and "volumes": read as a volume's drill.
 // `result` is the boot check's unless `drill stop --result` set it.
 // DrillJson() adds "state" (DrillRecord::State()), which is not stored.
 //
@@ -61,7 +68,11 @@ struct BootCheckRecord {
 
 struct DrillRecord {
   std::string name;
-  std::string volume;
+  std::string volume;  // a group drill's first member (set when its mount is ready)
+  std::string group;   // empty: a volume's drill
+  // The volumes served, one export each, named by the volume, the boot disk
+  // first: [volume], or a group's members (set when the mount is ready).
+  std::vector<std::string> volumes;
   std::optional<journal::Point> point;  // unset until the mount is ready
   std::string source;
   TimeNs started_ns = 0;
@@ -108,7 +119,8 @@ class DrillStore {
   // Every record, oldest start first. A file that does not parse is an
   // error naming it (kCorruption).
   Result<std::vector<DrillRecord>> List() const;
-  // The newest drill of `volume` (by start), if any.
+  // The newest drill of `volume` (by start), if any: a drill of the
+  // volume, or of a group it is a member of.
   Result<std::optional<DrillRecord>> Last(std::string_view volume) const;
 
  private:
@@ -124,8 +136,10 @@ class DrillStore {
 // --json` command line, built by the caller) as a process of its own
 // session with its output in NAME.mount.log, and waits up to ready_timeout
 // for the mount's JSON ready line, whose point and address go into the
-// record. When the mount fails first, its {"error"} line becomes the Status
-// (same code and message) and the record is removed.
+// record; for a group (record.group set) also its "volumes" (member order):
+// the record's volumes, volume and export come from there. When the mount
+// fails first, its {"error"} line becomes the Status (same code and
+// message) and the record is removed.
 Result<DrillRecord> StartDrill(DrillStore& store, DrillRecord record,
                                const std::vector<std::string>& mount_argv,
                                std::chrono::milliseconds ready_timeout);
@@ -134,8 +148,9 @@ Result<DrillRecord> StartDrill(DrillStore& store, DrillRecord record,
 // "HOST:PORT", as the mount prints it).
 std::string NbdDrive(const std::string& listen, const std::string& export_name);
 
-// Boots the running drill `name` (options.drive and console_log are set
-// here: its export, NAME.console.log) and records the result as the
+// Boots the running drill `name` (options.drive, extra_drives and
+// console_log are set here: its first export, the exports of the other
+// volumes of a group drill, NAME.console.log) and records the result as the
 // drill's. Ends early when the drill's mount process dies. Errors: those of
 // the store and of BootCheck(); a failed boot is a result.
 Result<DrillRecord> BootCheckDrill(DrillStore& store, std::string_view name,
