@@ -35,6 +35,7 @@ comparisons=(
   "drills_ingest|--seconds 30 --rounds 3|--seconds 2 --rounds 1 --size-mib 128"
   "journal_bytes|--rounds 2|--rounds 1 --size-mib 64"
   "history_ingest|--history-gib 20 --rounds 3|--history-gib 0.25 --seconds 2 --rounds 1 --size-mib 128"
+  "profile_tap|--seconds 10 --rounds 2|--seconds 2 --rounds 1 --size-mib 128"
 )
 
 [[ $# -ge 1 ]] || usage
