@@ -24,7 +24,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 here=$(cd "$(dirname "$0")" && pwd)
-for t in fio perf python3; do command -v $t >/dev/null || { echo "profile_tap.sh: $t is missing" >&2; exit 1; }; done
+for t in fio python3; do command -v $t >/dev/null || { echo "profile_tap.sh: $t is missing" >&2; exit 1; }; done
+# Without a working perf the section says why and the summary row is "not run".
+why=""
+if ! command -v perf >/dev/null; then
+  why="perf is missing (Debian package linux-perf)"
+elif ! perf record -q -o /dev/null -- true >/dev/null 2>&1; then
+  why="perf cannot record here (perf_event_paranoid $(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null), not root)"
+fi
+if [ -n "$why" ]; then
+  echo "Not run: $why."
+  python3 -c "from benchlib import result; result('tap CPU per byte written (perf)', 'not run', '(absolute)', [], None, '-', '''$why''')"
+  exit 0
+fi
 tm=$(readlink -f "$build/tools/tidemark")
 work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/profile
 rm -rf "$work"; mkdir -p "$work"

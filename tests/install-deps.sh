@@ -6,7 +6,7 @@ pkgs=(g++ meson ninja-build pkg-config python3
       libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       qemu-utils libnbd-bin nbdkit e2fsprogs fio openssl
-      qemu-system-x86 grub-pc-bin busybox-static cpio fdisk)
+      qemu-system-x86 grub-pc-bin busybox-static cpio fdisk linux-perf)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
