@@ -11,7 +11,7 @@
 namespace tidemark::capture {
 namespace {
 
-constexpr size_t kBufferAlign = 4096;
+constexpr size_t kBufferAlign = ParallelWriter::kBufferAlign;
 constexpr uint64_t kMaxOffset =
     static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 

@@ -120,6 +120,38 @@ TEST_F(RestoreTest, EveryThreadCountGivesTheSameImage) {
   }
 }
 
+// A volume whose size is not a whole number of blocks: its short last block
+// cannot go through O_DIRECT and is written through the page cache instead.
+TEST_F(RestoreTest, ShortLastBlockWithAndWithoutDirectIo) {
+  const uint64_t size = kSize - 1024;  // volumes are whole sectors, not whole blocks
+  auto v = j_->CreateVolume("tail", size, kBs);
+  ASSERT_TRUE(v) << v.error().ToString();
+  const std::string data = Random(3 * kBs - 1024, 99);
+  journal::WriteOp op;
+  op.seq = 0;
+  op.time_ns = 1'000'000'000;
+  op.offset_bytes = size - data.size();
+  op.length_bytes = data.size();
+  op.data = data;
+  ASSERT_TRUE(j_->Apply(v.value().id, op).ok());
+  ASSERT_TRUE(j_->Commit().ok());
+  for (bool direct : {true, false}) {
+    RestoreOptions o;
+    o.output_path = root_ + (direct ? "/tail-direct.img" : "/tail-buffered.img");
+    o.scan_threads = 2;
+    o.direct_io = direct;
+    auto r = Restore(*j_, v.value().id, 0, o);
+    ASSERT_TRUE(r) << r.error().ToString();
+    if (!direct) {
+      EXPECT_FALSE(r.value().direct_io);
+    }
+    const std::string got = ReadFile(o.output_path);
+    ASSERT_EQ(got.size(), size);
+    EXPECT_TRUE(got.substr(size - data.size()) == data) << "direct " << direct;
+    EXPECT_EQ(got.find_first_not_of('\0'), size - data.size()) << "direct " << direct;
+  }
+}
+
 TEST_F(RestoreTest, FailureLeavesNoOutput) {
   RestoreOptions o;
   o.output_path = root_ + "/missing-dir/out.img";

@@ -105,7 +105,8 @@ int RunRestore(const RestoreArgs& a) {
                           {"volume_bytes", stats[i].volume_bytes},
                           {"data_bytes", stats[i].data_bytes},
                           {"seconds", stats[i].seconds},
-                          {"io_uring", stats[i].io_uring}});
+                          {"io_uring", stats[i].io_uring},
+                          {"direct_io", stats[i].direct_io}});
       } else {
         std::printf("restored %s at seq %llu (%s) to %s: %s %s image, %s of data in %.2f s\n",
                     vol.name.c_str(), static_cast<unsigned long long>(point.seq),

@@ -131,6 +131,9 @@ class ParallelWriter {
  public:
   static constexpr size_t kDefaultChunkBytes = size_t{1} << 20;
   static constexpr size_t kMaxChunkBytes = size_t{256} << 20;
+  // Chunk buffers start on this boundary: writes that start and end on file
+  // system block boundaries can go to an O_DIRECT descriptor.
+  static constexpr size_t kBufferAlign = 4096;
 
   // `fd` is borrowed and must stay open until Finish() returns or the writer
   // is destroyed. queue_depth: 1..Ring::kMaxEntries; chunk_bytes:

@@ -38,6 +38,10 @@ struct RestoreOptions {
   // on its own thread with its own iterator and writer. 0: one per CPU, at
   // most 4. Volumes under 64 MiB are scanned by one thread.
   unsigned scan_threads = 0;
+  // Write the image with O_DIRECT where the file system takes it and the
+  // volume's block size is a multiple of its block size (see restore.cc);
+  // otherwise, or when false, through the page cache.
+  bool direct_io = true;
   // Called now and then with bytes of the volume scanned so far and the total.
   std::function<void(uint64_t done_bytes, uint64_t total_bytes)> progress;
 };
@@ -48,6 +52,7 @@ struct RestoreStats {
   uint64_t blocks = 0;        // blocks written
   double seconds = 0;
   bool io_uring = false;      // false: the synchronous fallback was used
+  bool direct_io = false;     // written with O_DIRECT (RestoreOptions::direct_io)
 };
 
 // Writes volume `volume` of `journal` as it was at `seq` to options.output_path.
