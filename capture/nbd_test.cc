@@ -287,6 +287,44 @@ constexpr uint64_t kSize = 1 << 20;
 constexpr uint16_t kRead = 0, kWrite = 1, kDisc = 2, kFlush = 3, kTrim = 4, kZeroes = 6,
                    kBlockStatus = 7;
 
+TEST(NbdProtoTest, ParseRequestHeader) {
+  std::string b;
+  Put32(&b, kRequestMagic);
+  Put16(&b, kCmdFlagFua | kCmdFlagNoHole);
+  Put16(&b, kZeroes);
+  Put64(&b, 0x0102030405060708ull);
+  Put64(&b, 0xfedcba9876543210ull);  // high bits set: no sign extension
+  Put32(&b, 0x80001000u);
+  ASSERT_EQ(b.size(), kRequestHeaderBytes);
+  RequestHeader h;
+  ASSERT_TRUE(ParseRequestHeader(b.data(), &h));
+  EXPECT_EQ(h.flags, kCmdFlagFua | kCmdFlagNoHole);
+  EXPECT_EQ(h.type, kZeroes);
+  EXPECT_EQ(h.cookie, 0x0102030405060708ull);
+  EXPECT_EQ(h.offset, 0xfedcba9876543210ull);
+  EXPECT_EQ(h.length, 0x80001000u);
+}
+
+TEST(NbdProtoTest, ParseRequestHeaderBadMagicLeavesOutputAlone) {
+  std::string b;
+  Put32(&b, kSimpleReplyMagic);  // a reply's magic where a request's belongs
+  Put16(&b, 0);
+  Put16(&b, kRead);
+  Put64(&b, 1);
+  Put64(&b, 0);
+  Put32(&b, 512);
+  RequestHeader h;
+  h.cookie = 99;
+  EXPECT_FALSE(ParseRequestHeader(b.data(), &h));
+  EXPECT_EQ(h.cookie, 99u);
+  EXPECT_EQ(h.length, 0u);
+  std::string one_bit_off;
+  Put32(&one_bit_off, kRequestMagic ^ 1);
+  b.replace(0, 4, one_bit_off);
+  EXPECT_FALSE(ParseRequestHeader(b.data(), &h));
+  EXPECT_EQ(h.cookie, 99u);
+}
+
 class NbdTest : public ::testing::Test {
  protected:
   void SetUp() override {
