@@ -192,9 +192,7 @@ class RawClient {
     return true;
   }
 
-  void Send(const std::string& b) {
-    Expect(SendAll(b.data(), b.size()), true, "send");
-  }
+  void Send(const std::string& b) { Expect(SendAll(b.data(), b.size()), true, "send"); }
   // Empty string on EOF.
   std::string Recv(size_t n) {
     std::string b(n, '\0');
