@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "nbd_proto.h"
 #include "tidemark/capture/nbd.h"
 
 namespace tidemark::capture::nbd {
@@ -46,13 +47,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool WaitDone(std::chrono::steady_clock::time_point deadline);
 
  private:
-  struct RequestHeader {
-    uint16_t flags = 0;
-    uint16_t type = 0;
-    uint64_t cookie = 0;
-    uint64_t offset = 0;
-    uint32_t length = 0;
-  };
+  using RequestHeader = proto::RequestHeader;
 
   // Handshake. Returns true when transmission should start (device_ set).
   bool Handshake();

@@ -111,4 +111,29 @@ inline uint32_t Get32(const char* p) {
 }
 inline uint64_t Get64(const char* p) { return uint64_t{Get32(p)} << 32 | Get32(p + 4); }
 
+// The 28-byte transmission request header (proto.md "Request message"):
+//   0 be32 magic (kRequestMagic) | 4 be16 flags | 6 be16 type |
+//   8 be64 cookie | 16 be64 offset | 24 be32 length
+struct RequestHeader {
+  uint16_t flags = 0;
+  uint16_t type = 0;
+  uint64_t cookie = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+};
+
+// Decodes the kRequestHeaderBytes at `buf` into `*out`. Returns false, leaving
+// `*out` untouched, when the magic is wrong (the stream is out of sync and
+// the connection must end). Checks nothing else: fields are validated
+// against the export afterwards (Connection::Validate). Pure; thread-safe.
+inline bool ParseRequestHeader(const char* buf, RequestHeader* out) {
+  if (Get32(buf) != kRequestMagic) return false;
+  out->flags = Get16(buf + 4);
+  out->type = Get16(buf + 6);
+  out->cookie = Get64(buf + 8);
+  out->offset = Get64(buf + 16);
+  out->length = Get32(buf + 24);
+  return true;
+}
+
 }  // namespace tidemark::capture::nbd::proto

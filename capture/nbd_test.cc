@@ -1,291 +1,77 @@
-// Unit tests of the NBD server, driven by a raw-socket client written here
-// (no libnbd), against an in-memory BlockDevice.
+// Unit tests of the NBD server, driven by a raw-socket client (no libnbd)
+// against an in-memory BlockDevice, both in nbd_test_util.h.
 #include "tidemark/capture/nbd.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <deque>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "nbd_proto.h"
+#include "nbd_test_util.h"
 
 namespace tidemark::capture::nbd {
 namespace {
 
 using namespace proto;  // NOLINT: wire constants
 
-// In-memory device. In async mode Submit() parks requests until Release().
-class MemDevice : public BlockDevice {
+using testutil::MemDevice;
+
+// The shared raw client (nbd_test_util.h), its failed checks reported to gtest.
+class Client : public testutil::RawClient {
  public:
-  explicit MemDevice(uint64_t size, bool read_only = false)
-      : data_(size, '\0'), read_only_(read_only) {}
-  uint64_t size_bytes() const override { return data_.size(); }
-  bool read_only() const override { return read_only_; }
+  using RawClient::RawClient;
 
-  void Submit(Request r, ReplyFn reply) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    submitted_.push_back(r.command);
-    flags_.push_back(r.flags);
-    if (async_) {
-      parked_.push_back({std::move(r), std::move(reply)});
-      return;
-    }
-    Reply out = Do(r);
-    lock.unlock();
-    reply(std::move(out));
-  }
-  void ConnectionClosed() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++closed_;
-  }
-
-  void SetAsync(bool a) {
-    std::lock_guard<std::mutex> lock(mu_);
-    async_ = a;
-  }
-  void FailNext(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    fail_next_ = std::move(s);
-  }
-  size_t parked() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return parked_.size();
-  }
-  // Answers parked requests from another thread, newest first (out of order).
-  void ReleaseReversed() {
-    std::deque<std::pair<Request, ReplyFn>> todo;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      todo.swap(parked_);
-    }
-    std::thread([this, todo = std::move(todo)]() mutable {
-      while (!todo.empty()) {
-        Reply out;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          out = Do(todo.back().first);
-        }
-        todo.back().second(std::move(out));
-        todo.pop_back();
-      }
-    }).join();
-  }
-  std::vector<Command> submitted() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return submitted_;
-  }
-  std::vector<uint16_t> flags() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return flags_;
-  }
-  int closed() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return closed_;
-  }
-  std::string& data() { return data_; }
-
- private:
-  Reply Do(const Request& r) {
-    Reply out;
-    if (!fail_next_.ok()) {
-      out.status = std::move(fail_next_);
-      fail_next_ = Status::Ok();
-      return out;
-    }
-    switch (r.command) {
-      case Command::kRead:
-        out.data = data_.substr(r.offset_bytes, r.length_bytes);
-        break;
-      case Command::kWrite:
-        data_.replace(r.offset_bytes, r.length_bytes, r.data);
-        break;
-      case Command::kTrim:
-      case Command::kWriteZeroes:
-        data_.replace(r.offset_bytes, r.length_bytes, std::string(r.length_bytes, '\0'));
-        break;
-      case Command::kBlockStatus:
-        // First 4 KiB data, then a hole to the end of the request.
-        if (r.offset_bytes < 4096) out.extents.push_back({4096u - uint32_t(r.offset_bytes)});
-        out.extents.push_back({r.length_bytes, true, true});
-        break;
-      default:
-        break;
-    }
-    return out;
-  }
-
-  std::mutex mu_;
-  std::string data_;
-  const bool read_only_;
-  bool async_ = false;
-  Status fail_next_;
-  std::deque<std::pair<Request, ReplyFn>> parked_;
-  std::vector<Command> submitted_;
-  std::vector<uint16_t> flags_;
-  int closed_ = 0;
-};
-
-// A raw NBD client over one socket; every helper asserts on protocol shape.
-class Client {
- public:
-  explicit Client(int fd) : fd_(fd) {}
-  ~Client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int fd() const { return fd_; }
-
-  void Send(const std::string& b) {
-    ASSERT_EQ(::send(fd_, b.data(), b.size(), MSG_NOSIGNAL), ssize_t(b.size()));
-  }
-  // Empty string on EOF.
-  std::string Recv(size_t n) {
-    std::string b(n, '\0');
-    size_t got = 0;
-    while (got < n) {
-      ssize_t r = ::recv(fd_, b.data() + got, n - got, 0);
-      if (r <= 0) return {};
-      got += size_t(r);
-    }
-    return b;
-  }
-  bool AtEof() {
-    char c;
-    return ::recv(fd_, &c, 1, 0) == 0;
-  }
-
-  // Reads the greeting, sends client flags.
-  void Hello(uint32_t client_flags = kClientFlagFixedNewstyle | kClientFlagNoZeroes) {
-    std::string g = Recv(18);
-    ASSERT_EQ(g.size(), 18u);
-    EXPECT_EQ(g.substr(0, 8), "NBDMAGIC");
-    EXPECT_EQ(g.substr(8, 8), "IHAVEOPT");
-    EXPECT_EQ(Get16(g.data() + 16), kFlagFixedNewstyle | kFlagNoZeroes);
-    std::string f;
-    Put32(&f, client_flags);
-    Send(f);
-  }
-  void Option(uint32_t option, const std::string& data) {
-    std::string b;
-    Put64(&b, kIHaveOpt);
-    Put32(&b, option);
-    Put32(&b, uint32_t(data.size()));
-    Send(b + data);
-  }
-  struct OptReply {
-    uint32_t option = 0, type = 0;
-    std::string data;
-  };
-  OptReply ReadOptReply() {
-    OptReply r;
-    std::string h = Recv(20);
-    EXPECT_EQ(h.size(), 20u);
-    if (h.size() != 20) return r;
-    EXPECT_EQ(Get64(h.data()), kOptReplyMagic);
-    r.option = Get32(h.data() + 8);
-    r.type = Get32(h.data() + 12);
-    r.data = Recv(Get32(h.data() + 16));
-    return r;
-  }
-  static std::string InfoPayload(const std::string& name, std::vector<uint16_t> infos) {
-    std::string d;
-    Put32(&d, uint32_t(name.size()));
-    d += name;
-    Put16(&d, uint16_t(infos.size()));
-    for (uint16_t i : infos) Put16(&d, i);
-    return d;
-  }
-  static std::string MetaPayload(const std::string& name, std::vector<std::string> queries) {
-    std::string d;
-    Put32(&d, uint32_t(name.size()));
-    d += name;
-    Put32(&d, uint32_t(queries.size()));
-    for (auto& q : queries) {
-      Put32(&d, uint32_t(q.size()));
-      d += q;
-    }
-    return d;
-  }
-  // Full handshake with NBD_OPT_GO; returns the transmission flags.
-  uint16_t Go(const std::string& name = "", bool structured = false, bool meta = false) {
-    Hello();
-    if (structured) {
-      Option(kOptStructuredReply, "");
-      EXPECT_EQ(ReadOptReply().type, kRepAck);
-    }
-    if (meta) {
-      Option(kOptSetMetaContext, MetaPayload(name, {"base:allocation"}));
-      OptReply m = ReadOptReply();
-      EXPECT_EQ(m.type, kRepMetaContext);
-      EXPECT_EQ(Get32(m.data.data()), kBaseAllocationId);
-      EXPECT_EQ(m.data.substr(4), "base:allocation");
-      EXPECT_EQ(ReadOptReply().type, kRepAck);
-    }
-    Option(kOptGo, InfoPayload(name, {}));
-    uint16_t flags = 0;
-    for (;;) {
-      OptReply r = ReadOptReply();
-      if (r.type == kRepAck) break;
-      EXPECT_EQ(r.type, kRepInfo);
-      if (r.type != kRepInfo) break;
-      if (Get16(r.data.data()) == kInfoExport) flags = Get16(r.data.data() + 10);
-    }
-    return flags;
-  }
-  void Request(uint16_t type, uint64_t cookie, uint64_t offset, uint32_t length, uint16_t flags = 0,
-               const std::string& payload = {}) {
-    std::string b;
-    Put32(&b, kRequestMagic);
-    Put16(&b, flags);
-    Put16(&b, type);
-    Put64(&b, cookie);
-    Put64(&b, offset);
-    Put32(&b, length);
-    Send(b + payload);
-  }
-  // Simple reply: returns the error; checks the cookie.
-  uint32_t SimpleReply(uint64_t cookie, std::string* data = nullptr, size_t len = 0) {
-    std::string h = Recv(16);
-    EXPECT_EQ(h.size(), 16u);
-    if (h.size() != 16) return 0xffffffff;
-    EXPECT_EQ(Get32(h.data()), kSimpleReplyMagic);
-    EXPECT_EQ(Get64(h.data() + 8), cookie);
-    uint32_t err = Get32(h.data() + 4);
-    if (err == 0 && data != nullptr) *data = Recv(len);
-    return err;
-  }
-  struct Chunk {
-    uint16_t flags = 0, type = 0;
-    uint64_t cookie = 0;
-    std::string payload;
-  };
-  Chunk ReadChunk() {
-    Chunk c;
-    std::string h = Recv(20);
-    EXPECT_EQ(h.size(), 20u);
-    if (h.size() != 20) return c;
-    EXPECT_EQ(Get32(h.data()), kStructuredReplyMagic);
-    c.flags = Get16(h.data() + 4);
-    c.type = Get16(h.data() + 6);
-    c.cookie = Get64(h.data() + 8);
-    c.payload = Recv(Get32(h.data() + 16));
-    return c;
-  }
-
- private:
-  int fd_;
+ protected:
+  void Fail(const std::string& message) override { ADD_FAILURE() << message; }
 };
 
 constexpr uint64_t kSize = 1 << 20;
 constexpr uint16_t kRead = 0, kWrite = 1, kDisc = 2, kFlush = 3, kTrim = 4, kZeroes = 6,
                    kBlockStatus = 7;
+
+TEST(NbdProtoTest, ParseRequestHeader) {
+  std::string b;
+  Put32(&b, kRequestMagic);
+  Put16(&b, kCmdFlagFua | kCmdFlagNoHole);
+  Put16(&b, kZeroes);
+  Put64(&b, 0x0102030405060708ull);
+  Put64(&b, 0xfedcba9876543210ull);  // high bits set: no sign extension
+  Put32(&b, 0x80001000u);
+  ASSERT_EQ(b.size(), kRequestHeaderBytes);
+  RequestHeader h;
+  ASSERT_TRUE(ParseRequestHeader(b.data(), &h));
+  EXPECT_EQ(h.flags, kCmdFlagFua | kCmdFlagNoHole);
+  EXPECT_EQ(h.type, kZeroes);
+  EXPECT_EQ(h.cookie, 0x0102030405060708ull);
+  EXPECT_EQ(h.offset, 0xfedcba9876543210ull);
+  EXPECT_EQ(h.length, 0x80001000u);
+}
+
+TEST(NbdProtoTest, ParseRequestHeaderBadMagicLeavesOutputAlone) {
+  std::string b;
+  Put32(&b, kSimpleReplyMagic);  // a reply's magic where a request's belongs
+  Put16(&b, 0);
+  Put16(&b, kRead);
+  Put64(&b, 1);
+  Put64(&b, 0);
+  Put32(&b, 512);
+  RequestHeader h;
+  h.cookie = 99;
+  EXPECT_FALSE(ParseRequestHeader(b.data(), &h));
+  EXPECT_EQ(h.cookie, 99u);
+  EXPECT_EQ(h.length, 0u);
+  std::string one_bit_off;
+  Put32(&one_bit_off, kRequestMagic ^ 1);
+  b.replace(0, 4, one_bit_off);
+  EXPECT_FALSE(ParseRequestHeader(b.data(), &h));
+  EXPECT_EQ(h.cookie, 99u);
+}
 
 class NbdTest : public ::testing::Test {
  protected:
@@ -311,11 +97,8 @@ class NbdTest : public ::testing::Test {
     server_ = std::move(s.value());
   }
   std::unique_ptr<Client> Connect() {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {};
-    sa.sun_family = AF_UNIX;
-    std::snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_.c_str());
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+    int fd = testutil::ConnectUnix(sock_);
+    EXPECT_GE(fd, 0);
     return std::make_unique<Client>(fd);
   }
 

@@ -77,16 +77,11 @@ void Connection::Transmission() {
   char buf[kRequestHeaderBytes];
   for (;;) {
     if (!ReadFull(buf, sizeof(buf))) return;  // EOF or Shutdown()
-    if (Get32(buf) != kRequestMagic) {
+    RequestHeader h;
+    if (!ParseRequestHeader(buf, &h)) {
       spdlog::warn("nbd: bad request magic, closing the connection");
       return;
     }
-    RequestHeader h;
-    h.flags = Get16(buf + 4);
-    h.type = Get16(buf + 6);
-    h.cookie = Get64(buf + 8);
-    h.offset = Get64(buf + 16);
-    h.length = Get32(buf + 24);
     if (h.type == static_cast<uint16_t>(Command::kDisconnect)) return;
 
     const uint32_t error = Validate(h);
