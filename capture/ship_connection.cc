@@ -504,7 +504,9 @@ asio::awaitable<void> Shipper::Impl::Run() {
       stop = stopping;
       if (!stop) {
         last_error = s.message();
-        state = s.code() == Code::kAborted ? "error" : "connecting";
+        // Bitmap mode outlasts connection attempts: a failed attempt must not
+        // hide it (a status read between attempts said "connecting").
+        state = s.code() == Code::kAborted ? "error" : bitmap_mode ? "bitmap" : "connecting";
         if (s.code() == Code::kAborted && !ready) refusal = s;
       }
       cv.notify_all();
