@@ -16,7 +16,7 @@
 #   --no-doc  do not rewrite docs/benchmarks.md
 # A full run (no --quick, no --only) also replaces the generated part of
 # docs/benchmarks.md (between its "make bench" marker lines). It needs about
-# 45 minutes and 30 GiB free under $BENCH_WORK (default BUILD_DIR/bench-work).
+# 55 minutes and 30 GiB free under $BENCH_WORK (default BUILD_DIR/bench-work).
 # Progress goes to stderr; each script's log to WORK/report/logs/NAME.log.
 # Exits non-zero when a benchmark program or script fails (the report is
 # still written, naming the failures).
@@ -35,6 +35,7 @@ comparisons=(
   "drills_ingest|--seconds 30 --rounds 3|--seconds 2 --rounds 1 --size-mib 128"
   "journal_bytes|--rounds 2|--rounds 1 --size-mib 64"
   "history_ingest|--history-gib 20 --rounds 3|--history-gib 0.25 --seconds 2 --rounds 1 --size-mib 128"
+  "trace_replay|--rounds 3|--rounds 1 --quick"
   "profile_tap|--seconds 10 --rounds 2|--seconds 2 --rounds 1 --size-mib 128"
 )
 
@@ -43,6 +44,7 @@ if [[ $1 == --list ]]; then
   echo micro; for c in "${comparisons[@]}"; do echo "${c%%|*}"; done; exit 0
 fi
 build_dir=$1; shift
+options="$*"  # for the report's "command"
 quick=0 only="" out="" doc=1
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -130,7 +132,7 @@ for c in "${comparisons[@]}"; do
 done
 
 python3 - "$report/meta.json" "$commit" "$started" "$load_start" "$(load)" "$(machine)" "$quick" \
-  "$*" "${scripts[*]}" "${failed[*]}" <<'PY'
+  "$options" "${scripts[*]}" "${failed[*]}" <<'PY'
 import json, sys, time
 path, commit, started, l0, l1, machine, quick, argv, scripts, failed = sys.argv[1:11]
 json.dump({"commit": commit, "started": started, "ended": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

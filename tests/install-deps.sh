@@ -5,7 +5,7 @@ pkgs=(g++ meson ninja-build pkg-config python3
       liburing-dev libisal-dev libssl-dev librocksdb-dev libboost-dev libzstd-dev
       libcli11-dev libspdlog-dev libfmt-dev libtomlplusplus-dev nlohmann-json3-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      qemu-utils libnbd-bin nbdkit e2fsprogs fio openssl
+      qemu-utils libnbd-bin python3-libnbd nbdkit e2fsprogs fio openssl
       qemu-system-x86 grub-pc-bin busybox-static cpio fdisk linux-perf)
 missing=()
 for p in "${pkgs[@]}"; do
