@@ -124,6 +124,6 @@ for (name, n, unit), runs in rows.items():
     mt = statistics.median(r[0] for r in runs); mk = statistics.median(r[1] for r in runs)
     ct = statistics.median(r[2] for r in runs); ck = statistics.median(r[3] for r in runs)
     print(f"| {name} | {n} | {mt:,.0f} {unit} | {mk:,.0f} {unit} | {ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} | {ct:,.1f} / {ck:,.1f} µs |")
-    result(f"virtual snapshot (`mount`, {n} readers) {name}", f"{mt:,.0f} {unit}", f"nbdkit file on the restored image {mk:,.0f} {unit}",
+    result(f"virtual snapshot (`mount --readers {n}`) {name}", f"{mt:,.0f} {unit}", f"nbdkit file on the restored image {mk:,.0f} {unit}",
            ratios, ">= 0.5" if unit == "IOPS" else None, "warm")
 PY
