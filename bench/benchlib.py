@@ -1,5 +1,6 @@
-"""Shared helpers for bench/*.sh: per-round statistics and the result records
-that bench/report.py turns into the summary table of docs/benchmarks.md.
+"""Shared helpers for bench/*.sh: per-round statistics, the result records
+that bench/report.py turns into the summary table of docs/benchmarks.md, and
+a tap's status for the scripts that sample it.
 
 A script's Python block does `from benchlib import result, spread` (bench/lib.sh
 puts this directory on PYTHONPATH) and calls result() once per row of the
@@ -9,6 +10,7 @@ its own and prints only its markdown section.
 """
 import json
 import os
+import socket
 import statistics
 
 
@@ -38,3 +40,20 @@ def result(measure, tidemark, peer, ratios, goal=None, caches="warm", note=""):
               "note": note, "script": os.environ.get("BENCH_SCRIPT", "")}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def volume_status(control_sock):
+    """The first volume of GET /v1/status (a dict: rpo_lag_seconds, queued_bytes,
+    state, ...) from a tap's or protect's control socket, a unix socket path.
+    Raises OSError when nothing answers there, ValueError, KeyError or IndexError
+    on an answer without a volume."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(control_sock)
+        s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])["volumes"][0]

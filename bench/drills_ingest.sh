@@ -10,57 +10,37 @@
 #   bench/drills_ingest.sh BUILD [--seconds S] [--rounds R] [--size-mib N] [--drill-rates "0 2000"]
 # Prints a markdown table on stdout; work files in $BENCH_WORK (BUILD/bench-work).
 set -euo pipefail
-build=$1; shift
-seconds=15 rounds=3 size_mib=1024 rates="0 2000"
-while [ $# -gt 0 ]; do
-  case $1 in
-    --drill-rates) rates=$2; shift 2 ;;
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "drills_ingest.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-command -v fio >/dev/null || { echo "drills_ingest.sh: fio is missing" >&2; exit 1; }
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/drills
-rm -rf "$work"; mkdir -p "$work"
-pids=() drills=()
-cleanup() {
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+seconds=15 rounds=3 size_mib=1024 drill_rates="0 2000"
+bench_options drills_ingest.sh drill_rates seconds rounds size_mib -- "$@"
+bench_requires fio
+bench_setup drills
+drills=()
+bench_cleanup_hook() {
+  local d
   for d in "${drills[@]}"; do "$tm" drill stop --journal "$work/journal" "$d" >/dev/null 2>&1 || true; done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null; rm -rf "$work"
 }
-trap cleanup EXIT
-wait_sock() {  # SOCK LOG
-  for _ in $(seq 300); do [ -S "$1" ] && return; sleep 0.1; done
-  echo "no server on $1" >&2; cat "$2" >&2; exit 1
-}
-fio_json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(round(d['jobs'][0][sys.argv[2]]['iops']))" "$@"; }
 
-truncate -s "${size_mib}M" "$work/vol.img"
-"$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/p.sock" \
-  --name vol >"$work/protect.log" 2>&1 &
-pids+=($!)
-wait_sock "$work/p.sock" "$work/protect.log"
-uri="nbd+unix:///vol?socket=$work/p.sock"
+new_volume "$work/vol.img"
+start_protect "$work"
+nbd_export=vol  # fio_nbd: protect and the drills name their export
 # The drills read a point with data: fill the volume (half-compressible), then bookmark it.
-fio --name=fill --ioengine=nbd --uri="$uri" --rw=write --bs=1m --iodepth=8 --size="${size_mib}M" \
-  --refill_buffers --buffer_compress_percentage=50 --output=/dev/null >/dev/null
+fio_nbd "$work/p.sock" /dev/null --rw=write --bs=1m --iodepth=8 --size="${size_mib}M" \
+  --refill_buffers --buffer_compress_percentage=50
 "$tm" bookmark --journal "$work/journal" vol filled >/dev/null
 
 write_run() {  # OUT: 4 KiB random writes through the tap for $seconds
-  fio --name=w --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth=32 \
-    --size="${size_mib}M" --time_based --runtime="$seconds" --refill_buffers \
-    --buffer_compress_percentage=50 --output-format=json --output="$1" >/dev/null
+  fio_nbd "$work/p.sock" "$1" --rw=randwrite --bs=4k --iodepth=32 --size="${size_mib}M" \
+    --time_based --runtime="$seconds" --refill_buffers --buffer_compress_percentage=50
 }
 declare -A RATIOS WITH READS
 alone_all=()
 for r in $(seq "$rounds"); do
   write_run "$work/alone.$r.json"
-  alone=$(fio_json "$work/alone.$r.json" write)
+  alone=$(fio_get "$work/alone.$r.json" write iops_int)
   alone_all+=("$alone")
-  for rate in $rates; do
+  for rate in $drill_rates; do
     for d in d1 d2; do
       rm -f "$work/$d.sock"
       drills+=("$d-$r-$rate")
@@ -72,16 +52,15 @@ for r in $(seq "$rounds"); do
     (( rate > 0 )) && rate_args=(--rate_iops="$rate")
     rpids=()
     for d in d1 d2; do
-      fio --name=r --ioengine=nbd --uri="nbd+unix:///vol?socket=$work/$d.sock" --rw=randread \
-        --bs=4k --iodepth=16 --size="${size_mib}M" --time_based --runtime=$((seconds + 4)) \
-        "${rate_args[@]}" --output-format=json --output="$work/$d.$r.json" >/dev/null &
+      fio_nbd "$work/$d.sock" "$work/$d.$r.json" --rw=randread --bs=4k --iodepth=16 \
+        --size="${size_mib}M" --time_based --runtime=$((seconds + 4)) "${rate_args[@]}" &
       rpids+=($!)
     done
     sleep 2  # the readers are running before the writes start
     write_run "$work/with.$r.json"
-    with=$(fio_json "$work/with.$r.json" write)
+    with=$(fio_get "$work/with.$r.json" write iops_int)
     for p in "${rpids[@]}"; do wait "$p"; done
-    reads=$(( $(fio_json "$work/d1.$r.json" read) + $(fio_json "$work/d2.$r.json" read) ))
+    reads=$(( $(fio_get "$work/d1.$r.json" read iops_int) + $(fio_get "$work/d2.$r.json" read iops_int) ))
     for d in d1 d2; do "$tm" drill stop --journal "$work/journal" "$d-$r-$rate" >/dev/null; done
     RATIOS[$rate]+="$(python3 -c "print(f'{$with / $alone:.3f}')") "
     WITH[$rate]+="$with "
@@ -90,7 +69,7 @@ for r in $(seq "$rounds"); do
   done
 done
 args=()
-for rate in $rates; do args+=("$rate|${RATIOS[$rate]}|${WITH[$rate]}|${READS[$rate]}"); done
+for rate in $drill_rates; do args+=("$rate|${RATIOS[$rate]}|${WITH[$rate]}|${READS[$rate]}"); done
 python3 - "$size_mib" "$seconds" "$rounds" "${alone_all[*]}" "${args[@]}" <<'PY'
 import statistics, sys
 from benchlib import result, spread

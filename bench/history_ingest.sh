@@ -11,45 +11,19 @@
 # Needs about G/2 + 2 x N/1024 GiB free in $BENCH_WORK (default BUILD/bench-work).
 # Prints a markdown section on stdout; progress on stderr.
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 history_gib=20 seconds=30 rounds=3 size_mib=4096
-while [ $# -gt 0 ]; do
-  case $1 in
-    --history-gib) history_gib=$2; shift 2 ;;
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "history_ingest.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-for t in fio python3; do command -v $t >/dev/null || { echo "history_ingest.sh: $t is missing" >&2; exit 1; }; done
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/history
-rm -rf "$work"; mkdir -p "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+bench_options history_ingest.sh history_gib seconds rounds size_mib -- "$@"
+bench_requires fio python3
+bench_setup history
 now() { date +%s.%N; }
+nbd_export=vol  # fio_nbd
 
-start_protect() {  # DIR: protect DIR/vol.img into DIR/journal at DIR/p.sock
-  rm -f "$1/p.sock"
-  "$tm" protect --volume "$1/vol.img" --journal "$1/journal" --listen "unix:$1/p.sock" \
-    --name vol >"$1/protect.log" 2>&1 &
-  protect_pid=$!
-  pids+=("$protect_pid")
-  for _ in $(seq 3000); do [ -S "$1/p.sock" ] && return; sleep 0.1; done
-  echo "protect did not start" >&2; cat "$1/protect.log" >&2; exit 1
-}
-stop_protect() {
-  kill -TERM "$protect_pid"
-  wait "$protect_pid" || { echo "protect exited non-zero" >&2; exit 1; }
-  pids=()
-}
 fio_run() {  # DIR OUT: 4 KiB random writes for $seconds, prints IOPS
-  fio --name=w --ioengine=nbd --uri="nbd+unix:///vol?socket=$1/p.sock" --rw=randwrite --bs=4k \
-    --iodepth=32 --size="${size_mib}M" --time_based --runtime="$seconds" --ramp_time=2 \
-    --refill_buffers --buffer_compress_percentage=50 --output-format=json --output="$2" >/dev/null
-  python3 -c "import json; print(round(json.load(open('$2'))['jobs'][0]['write']['iops']))"
+  fio_nbd "$1/p.sock" "$2" --rw=randwrite --bs=4k --iodepth=32 --size="${size_mib}M" \
+    --time_based --runtime="$seconds" --ramp_time=2 --refill_buffers --buffer_compress_percentage=50
+  fio_get "$2" write iops_int
 }
 
 # The history: passes of 1 MiB sequential writes until history_gib GiB were written.
@@ -60,9 +34,8 @@ history_mib=$(python3 -c "print(int(float('$history_gib') * 1024))")
 echo "writing ${history_mib} MiB of history through protect (${size_mib} MiB volume)..." >&2
 start_protect "$hist"
 t0=$(now)
-fio --name=fill --ioengine=nbd --uri="nbd+unix:///vol?socket=$hist/p.sock" --rw=write --bs=1m \
-  --iodepth=8 --size="${size_mib}M" --io_size="${history_mib}M" --refill_buffers \
-  --buffer_compress_percentage=50 --output=/dev/null >/dev/null
+fio_nbd "$hist/p.sock" /dev/null --rw=write --bs=1m --iodepth=8 --size="${size_mib}M" \
+  --io_size="${history_mib}M" --refill_buffers --buffer_compress_percentage=50
 fill_s=$(python3 -c "print($(now) - $t0)")
 stop_protect
 hist_bytes=$(du -sb --exclude='LOG*' "$hist/journal" | cut -f1)

@@ -15,45 +15,32 @@
 # The ext4 case needs root, /dev/fuse, a free loop device and nbdfuse; without
 # them it is reported as not run. Prints a markdown section on stdout.
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 rounds=2 size_mib=2048
-while [ $# -gt 0 ]; do
-  case $1 in
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "journal_bytes.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+bench_options journal_bytes.sh rounds size_mib -- "$@"
 export PATH=$PATH:/usr/sbin:/sbin
-for t in fio python3; do command -v $t >/dev/null || { echo "journal_bytes.sh: $t is missing" >&2; exit 1; }; done
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/bytes
-rm -rf "$work"; mkdir -p "$work"
-pids=() dev="" quick=0
+bench_requires fio python3
+bench_setup bytes
+dev="" quick=0
 (( size_mib < 512 )) && quick=1
-cleanup() {
+bench_cleanup_hook() {
   mountpoint -q "$work/mnt" 2>/dev/null && umount -l "$work/mnt"
   [ -n "$dev" ] && losetup -d "$dev" 2>/dev/null
   mountpoint -q "$work/fuse" 2>/dev/null && umount -l "$work/fuse"
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null; rm -rf "$work"
+  return 0
 }
-trap cleanup EXIT
+nbd_export=vol  # fio_nbd
 
-start_protect() {
-  rm -rf "$work/journal" "$work/vol.img" "$work/p.sock"
-  truncate -s "${size_mib}M" "$work/vol.img"
-  "$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/p.sock" \
-    --name vol >"$work/protect.log" 2>&1 &
-  protect_pid=$!
-  pids+=("$protect_pid")
-  for _ in $(seq 300); do [ -S "$work/p.sock" ] && return; sleep 0.1; done
-  echo "protect did not start" >&2; cat "$work/protect.log" >&2; exit 1
+# A fresh journal and volume, protected at $work/p.sock.
+start_fresh() {
+  rm -rf "$work/journal"
+  new_volume "$work/vol.img"
+  start_protect "$work"
 }
-stop_protect() {  # sets journal_bytes (not in a $(...): wait needs this shell)
-  kill -TERM "$protect_pid"
-  wait "$protect_pid" || { echo "protect exited non-zero" >&2; cat "$work/protect.log" >&2; exit 1; }
-  pids=()
+# Sets journal_bytes. Not in a $(...) of its own: stop_protect's wait needs this shell.
+stop_and_measure() {
+  stop_protect
   journal_bytes=$(du -sb --exclude='LOG*' "$work/journal" | cut -f1)
 }
 
@@ -65,7 +52,7 @@ for t in nbdfuse losetup mkfs.ext4 mount umount; do
 done
 
 ext4_round() {  # prints "written_bytes journal_bytes"
-  start_protect
+  start_fresh
   mkdir -p "$work/fuse" "$work/mnt"
   nbdfuse "$work/fuse/disk" "nbd+unix:///vol?socket=$work/p.sock" 2>"$work/nbdfuse.err" &
   local fuse_pid=$!
@@ -92,20 +79,19 @@ ext4_round() {  # prints "written_bytes journal_bytes"
   sectors=$(awk '{print $7}' "/sys/block/$name/stat")
   losetup -d "$dev"; dev=""
   umount "$work/fuse"; wait "$fuse_pid" 2>/dev/null || true
-  stop_protect
+  stop_and_measure
   echo "$(((sectors - sectors0) * 512)) $journal_bytes"
 }
 
 incompressible_round() {
-  start_protect
-  local uri="nbd+unix:///vol?socket=$work/p.sock" w1 w2
-  fio --name=seq --ioengine=nbd --uri="$uri" --rw=write --bs=1m --iodepth=8 --size="${size_mib}M" \
-    --output-format=json --output="$work/f1.json" >/dev/null
-  fio --name=rnd --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth=32 --size="${size_mib}M" \
-    --io_size="$((size_mib / 4))M" --output-format=json --output="$work/f2.json" >/dev/null
-  w1=$(python3 -c "import json; print(json.load(open('$work/f1.json'))['jobs'][0]['write']['io_bytes'])")
-  w2=$(python3 -c "import json; print(json.load(open('$work/f2.json'))['jobs'][0]['write']['io_bytes'])")
-  stop_protect
+  start_fresh
+  local w1 w2
+  fio_nbd "$work/p.sock" "$work/f1.json" --rw=write --bs=1m --iodepth=8 --size="${size_mib}M"
+  fio_nbd "$work/p.sock" "$work/f2.json" --rw=randwrite --bs=4k --iodepth=32 --size="${size_mib}M" \
+    --io_size="$((size_mib / 4))M"
+  w1=$(fio_get "$work/f1.json" write io_bytes)
+  w2=$(fio_get "$work/f2.json" write io_bytes)
+  stop_and_measure
   echo "$((w1 + w2)) $journal_bytes"
 }
 

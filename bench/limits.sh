@@ -8,26 +8,18 @@
 #   bench/limits.sh BUILD [--seconds S] [--rounds R] [--size-mib N]
 # Prints a markdown section on stdout.
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 seconds=15 rounds=3 size_mib=4096
-while [ $# -gt 0 ]; do
-  case $1 in
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "limits.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-command -v fio >/dev/null || { echo "limits.sh: fio is missing" >&2; exit 1; }
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/limits
-rm -rf "$work"; mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
+bench_options limits.sh seconds rounds size_mib -- "$@"
+bench_requires fio
+bench_setup limits
 
 run_fio() {  # rw bs iodepth -> "IOPS MB/s"
   fio --name=raw --filename="$work/raw" --ioengine=io_uring --direct=1 --rw="$1" --bs="$2" \
     --iodepth="$3" --size="${size_mib}M" --time_based --runtime="$seconds" --ramp_time=2 \
     --end_fsync=1 --output-format=json --output="$work/fio.json" >/dev/null
-  python3 -c "import json; w=json.load(open('$work/fio.json'))['jobs'][0]['write']; print(w['iops'], w['bw_bytes']/1e6)"
+  fio_get "$work/fio.json" write iops mbps
 }
 R4="" R1=""
 for r in $(seq 1 "$rounds"); do

@@ -13,40 +13,18 @@
 # reads it, as in a drill. Prints a markdown table on stdout; work files in
 # $BENCH_WORK (BUILD/bench-work).
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 seconds=15 rounds=3 size_mib=1024 readers="1 2" iodepth=16
-while [ $# -gt 0 ]; do
-  case $1 in
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    --readers) readers=$2; shift 2 ;;
-    --iodepth) iodepth=$2; shift 2 ;;
-    *) echo "mount_vs_nbdkit.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-for t in fio nbdkit; do command -v $t >/dev/null || { echo "mount_vs_nbdkit.sh: $t is missing" >&2; exit 1; }; done
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/mount
-rm -rf "$work"; mkdir -p "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_sock() {  # SOCK LOG
-  for _ in $(seq 300); do [ -S "$1" ] && return; sleep 0.1; done
-  echo "no server on $1" >&2; cat "$2" >&2; exit 1
-}
+bench_options mount_vs_nbdkit.sh seconds rounds size_mib readers iodepth -- "$@"
+bench_requires fio nbdkit
+bench_setup mount
 
 # The volume: filled through protect, then restored as the raw image nbdkit serves.
-truncate -s "${size_mib}M" "$work/vol.img"
-"$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/p.sock" \
-  --name vol >"$work/protect.log" 2>&1 &
-pids+=($!)
-wait_sock "$work/p.sock" "$work/protect.log"
-fio --name=fill --ioengine=nbd --uri="nbd+unix:///vol?socket=$work/p.sock" --rw=write --bs=1m \
-  --iodepth=8 --size="${size_mib}M" --refill_buffers --buffer_compress_percentage=50 \
-  --output="$work/fill.json" --output-format=json >/dev/null
+new_volume "$work/vol.img"
+start_protect "$work"
+nbd_export=vol fio_nbd "$work/p.sock" "$work/fill.json" --rw=write --bs=1m --iodepth=8 \
+  --size="${size_mib}M" --refill_buffers --buffer_compress_percentage=50
 "$tm" restore --journal "$work/journal" vol --latest --output "$work/restored.img" >/dev/null
 cmp "$work/restored.img" "$work/vol.img" || { echo "restore differs from the volume" >&2; exit 1; }
 journal_mib=$(du -sm "$work/journal" | cut -f1)
@@ -57,16 +35,9 @@ start_mount() {  # READERS
   "$tm" mount --journal "$work/journal" vol --latest --listen "unix:$work/m.sock" \
     --readers "$1" >"$work/mount.log" 2>&1 &
   mount_pid=$!
-  wait_sock "$work/m.sock" "$work/mount.log"
+  pids+=("$mount_pid")
+  wait_sock "$work/m.sock" "$work/mount.log" "$mount_pid"
 }
-kit_pid=
-start_nbdkit() {
-  rm -f "$work/k.sock"
-  nbdkit --exit-with-parent -f -r -U "$work/k.sock" file "$work/restored.img" &
-  kit_pid=$!
-  wait_sock "$work/k.sock" /dev/null
-}
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, all threads
 
@@ -76,9 +47,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, all t
 run_fio() {  # server-pid socket rw bs iodepth jobs
   local c0 c1
   c0=$(cpu_ticks "$1")
-  fio --name=r --ioengine=nbd --uri="nbd+unix:///?socket=$2" --rw="$3" --bs="$4" \
-    --iodepth="$5" --numjobs="$6" --group_reporting --size="${size_mib}M" --time_based \
-    --runtime="$seconds" --output-format=json --output="$work/fio.json" >/dev/null 2>&1
+  fio_nbd "$2" "$work/fio.json" --rw="$3" --bs="$4" --iodepth="$5" --numjobs="$6" \
+    --group_reporting --size="${size_mib}M" --time_based --runtime="$seconds"
   c1=$(cpu_ticks "$1")
   python3 -c "import json, os; r=json.load(open('$work/fio.json'))['jobs'][0]['read']; print(r['iops'], r['bw_bytes']/1e6, ($c1 - $c0) / os.sysconf('SC_CLK_TCK') * 1e6 / r['total_ios'])"
 }
@@ -93,10 +63,11 @@ workloads=(
 for r in $(seq 1 "$rounds"); do
   for w in "${workloads[@]}"; do
     IFS='|' read -r name rw bs qd jobs unit <<<"$w"
-    start_nbdkit; k=$(run_fio "$kit_pid" "$work/k.sock" "$rw" "$bs" "$qd" "$jobs"); stop "$kit_pid"
+    start_nbdkit "$work/restored.img" "$work/k.sock" -r
+    k=$(run_fio "$nbdkit_pid" "$work/k.sock" "$rw" "$bs" "$qd" "$jobs"); stop_pid "$nbdkit_pid"
     for n in $readers; do
       start_mount "$n"; t=$(run_fio "$mount_pid" "$work/m.sock" "$rw" "$bs" "$qd" "$jobs")
-      stop "$mount_pid"
+      stop_pid "$mount_pid"
       echo "$name|$n|$unit|$t|$k" >>"$work/results"
       echo "round $r $name, $n readers: mount $t, nbdkit $k" >&2
     done

@@ -13,18 +13,12 @@
 # Needs perf (Debian package linux-perf) and root or perf_event_paranoid <= 1.
 # Prints a markdown section on stdout.
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 seconds=10 rounds=2 size_mib=1024
-while [ $# -gt 0 ]; do
-  case $1 in
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "profile_tap.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+bench_options profile_tap.sh seconds rounds size_mib -- "$@"
 here=$(cd "$(dirname "$0")" && pwd)
-for t in fio python3; do command -v $t >/dev/null || { echo "profile_tap.sh: $t is missing" >&2; exit 1; }; done
+bench_requires fio python3
 # Without a working perf the section says why and the summary row is "not run".
 why=""
 if ! command -v perf >/dev/null; then
@@ -37,32 +31,26 @@ if [ -n "$why" ]; then
   python3 -c "from benchlib import result; result('tap CPU per byte written (perf)', 'not run', '(absolute)', [], None, '-', '''$why''')"
   exit 0
 fi
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/profile
-rm -rf "$work"; mkdir -p "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+bench_setup profile
 
+# protect runs under perf here, not through start_protect: perf is the pid to wait for.
 profile() {  # NAME rw bs iodepth: one profiled run, appends "NAME bytes" + stage lines to $work/out
   rm -rf "$work/journal" "$work/vol.img" "$work/p.sock" "$work/perf.data"
-  truncate -s "${size_mib}M" "$work/vol.img"
+  new_volume "$work/vol.img"
   perf record -q -F 499 --call-graph dwarf,16384 -o "$work/perf.data" -- \
     "$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/p.sock" \
     --name vol >"$work/protect.log" 2>&1 &
   local perf_pid=$! child
   pids+=("$perf_pid")
-  for _ in $(seq 300); do [ -S "$work/p.sock" ] && break; sleep 0.1; done
-  [ -S "$work/p.sock" ] || { echo "protect did not start under perf" >&2; cat "$work/protect.log" >&2; exit 1; }
-  fio --name=w --ioengine=nbd --uri="nbd+unix:///vol?socket=$work/p.sock" --rw="$2" --bs="$3" \
-    --iodepth="$4" --size="${size_mib}M" --time_based --runtime="$seconds" \
-    --output-format=json --output="$work/fio.json" >/dev/null
+  wait_sock "$work/p.sock" "$work/protect.log" "$perf_pid"
+  nbd_export=vol fio_nbd "$work/p.sock" "$work/fio.json" --rw="$2" --bs="$3" --iodepth="$4" \
+    --size="${size_mib}M" --time_based --runtime="$seconds"
   child=$(pgrep -P "$perf_pid" | head -1)
   kill -TERM "$child"
   wait "$perf_pid" || true
   pids=()
   local bytes
-  bytes=$(python3 -c "import json; print(json.load(open('$work/fio.json'))['jobs'][0]['write']['io_bytes'])")
+  bytes=$(fio_get "$work/fio.json" write io_bytes)
   echo "== $1 $bytes" >>"$work/out"
   perf script -i "$work/perf.data" -F comm,tid,ip,sym 2>/dev/null | python3 "$here/profile_stages.py" 499 >>"$work/out"
 }

@@ -13,80 +13,41 @@
 #   bench/remote_vs_protect.sh BUILD [--seconds S] [--rounds R] [--size-mib N]
 # Prints a markdown table on stdout; progress on stderr.
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 seconds=20 rounds=2 size_mib=1024
-while [ $# -gt 0 ]; do
-  case $1 in
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "remote_vs_protect.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-for t in fio nbdkit python3; do command -v $t >/dev/null || { echo "remote_vs_protect.sh: $t is missing" >&2; exit 1; }; done
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/remote
-rm -rf "$work"; mkdir -p "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-wait_for() {  # FILE PATTERN
-  for _ in $(seq 600); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
-stop_all() { local x; for x in "${pids[@]}"; do kill "$x" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+bench_options remote_vs_protect.sh seconds rounds size_mib -- "$@"
+bench_requires fio nbdkit python3
+bench_setup remote
+bench_kill_signal=KILL
+init_target
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$tm" target init --data "$work/tgt" --listen "127.0.0.1:$port" --host 127.0.0.1 >/dev/null
-"$tm" tenant add bench --config "$work/tgt/target.toml" --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >"$work/token"
-
-start_remote() {
-  rm -rf "$work/tgt/tenants" "$work/st" "$work/vol.img" "$work/tap.sock"
-  truncate -s "${size_mib}M" "$work/vol.img"
-  "$tm" target serve --config "$work/tgt/target.toml" >"$work/target.log" 2>&1 &
-  pids+=($!)
-  wait_for "$work/target.log" '^target serving'
-  "$tm" tap --volume "$work/vol.img" --target "127.0.0.1:$port" --tenant bench \
-    --token-file "$work/token" --name vol --listen "unix:$work/tap.sock" \
-    --ca "$work/tgt/ca.crt" --state "$work/st" >"$work/tap.log" 2>&1 &
-  pids+=($!)
-  wait_for "$work/tap.log" '^tapping'
-  echo "$work/tap.sock"
-}
-start_protect() {
-  rm -rf "$work/journal" "$work/vol.img" "$work/p.sock"
-  truncate -s "${size_mib}M" "$work/vol.img"
-  "$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/p.sock" \
-    --name vol >"$work/protect.log" 2>&1 &
-  pids+=($!)
+# start_remote (bench/lib.sh), start_local and start_kit leave their daemons in pids: call
+# them in this shell, not in a $(...).
+start_local() {
+  rm -rf "$work/journal"
+  new_volume "$work/vol.img"
+  start_protect "$work"
   wait_for "$work/protect.log" '^protecting'
-  echo "$work/p.sock"
 }
-start_nbdkit() {
-  rm -f "$work/kit.img" "$work/kit.sock"
-  truncate -s "${size_mib}M" "$work/kit.img"
-  nbdkit --exit-with-parent -f -U "$work/kit.sock" file "$work/kit.img" &
-  pids+=($!)
-  for _ in $(seq 100); do [ -S "$work/kit.sock" ] && break; sleep 0.1; done
-  echo "$work/kit.sock"
+start_kit() {
+  new_volume "$work/kit.img"
+  start_nbdkit "$work/kit.img" "$work/kit.sock"
 }
 run_fio() {  # socket rw bs iodepth [extra fio args] -> "iops MB/s"
   local sock=$1 rw=$2 bs=$3 qd=$4; shift 4
-  fio --name=w --ioengine=nbd --uri="nbd+unix:///?socket=$sock" --rw="$rw" --bs="$bs" \
-    --iodepth="$qd" --size="${size_mib}M" --time_based --runtime="$seconds" --ramp_time=2 \
-    "$@" --output-format=json --output="$work/fio.json" >/dev/null 2>&1
-  python3 -c "import json; w=json.load(open('$work/fio.json'))['jobs'][0]['write']; print(w['iops'], w['bw_bytes']/1e6)"
+  fio_nbd "$sock" "$work/fio.json" --rw="$rw" --bs="$bs" --iodepth="$qd" --size="${size_mib}M" \
+    --time_based --runtime="$seconds" --ramp_time=2 "$@"
+  fio_get "$work/fio.json" write iops mbps
 }
 
 declare -A R
 for r in $(seq 1 "$rounds"); do
   for wl in "randwrite 4k 32" "write 1m 8"; do
     set -- $wl
-    # start_* print the socket on stdout; their daemons go in pids (same shell).
-    start_remote >"$work/sock"; sock=$(cat "$work/sock"); t=$(run_fio "$sock" "$1" "$2" "$3"); stop_all
-    start_protect >"$work/sock"; sock=$(cat "$work/sock"); p=$(run_fio "$sock" "$1" "$2" "$3"); stop_all
-    start_nbdkit >"$work/sock"; sock=$(cat "$work/sock"); k=$(run_fio "$sock" "$1" "$2" "$3"); stop_all
+    start_remote; t=$(run_fio "$work/tap.sock" "$1" "$2" "$3"); stop_pids
+    start_local; p=$(run_fio "$work/p.sock" "$1" "$2" "$3"); stop_pids
+    start_kit; k=$(run_fio "$work/kit.sock" "$1" "$2" "$3"); stop_pids
     R[$1]+="$t:$p:$k;"
     echo "round $r $1 $2: tap->target $t, protect $p, nbdkit $k" >&2
   done
@@ -99,23 +60,16 @@ lags=""
 for r in $(seq 1 "$rounds"); do
 for pct in 50 90; do
   rate=$((max_iops * pct / 100))
-  start_remote >"$work/sock"; sock=$(cat "$work/sock")
-  run_fio "$sock" randwrite 4k 32 --rate_iops="$rate" >"$work/rate.out" &
+  start_remote
+  run_fio "$work/tap.sock" randwrite 4k 32 --rate_iops="$rate" >"$work/rate.out" &
   fio_pid=$!
   python3 - "$work/st/control.sock" "$((seconds + 2))" >"$work/lag.$pct" <<'PY' &
-import json, socket, sys, time
+import sys, time
+from benchlib import volume_status
 end = time.time() + float(sys.argv[2])
 while time.time() < end:
     try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-        s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        d = b""
-        while True:
-            b = s.recv(65536)
-            if not b: break
-            d += b
-        v = json.loads(d.split(b"\r\n\r\n", 1)[1])["volumes"][0]
-        print(v["rpo_lag_seconds"])
+        print(volume_status(sys.argv[1])["rpo_lag_seconds"])
     except Exception:
         pass
     time.sleep(0.05)
@@ -123,7 +77,7 @@ PY
   sampler=$!
   wait "$fio_pid" || true
   wait "$sampler" || true
-  stop_all
+  stop_pids
   lags+="$pct:$(python3 -c "
 import statistics,sys; v=sorted(float(x) for x in open('$work/lag.$pct') if x.strip()); n=len(v)
 print(f'{v[n//2]:.3f}/{v[min(n-1,int(n*0.99))]:.3f}/{n}' if n else 'none')"):$rate;"

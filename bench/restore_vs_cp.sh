@@ -11,20 +11,11 @@
 # said so, otherwise). Work files go to $BENCH_WORK (default BUILD/bench-work)
 # and are removed at the end.
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 size_mib=4096 rounds=3 codec=zstd
-while [ $# -gt 0 ]; do
-  case $1 in
-    --size-mib) size_mib=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --codec) codec=$2; shift 2 ;;
-    *) echo "restore_vs_cp.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-tm=$(readlink -f "$build/tools/tidemark")
-work=${BENCH_WORK:-$build/bench-work}/restore
-rm -rf "$work"; mkdir -p "$work"
-trap 'rm -rf "$work"' EXIT
+bench_options restore_vs_cp.sh size_mib rounds codec -- "$@"
+bench_setup restore
 size=$((size_mib * 1048576))
 
 # Deterministic incompressible data: AES-CTR keystream of a pass phrase.

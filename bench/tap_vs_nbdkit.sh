@@ -7,57 +7,28 @@
 #   bench/tap_vs_nbdkit.sh BUILD [--seconds S] [--rounds R] [--size-mib N]
 # Prints a markdown table on stdout. Work files in $BENCH_WORK (BUILD/bench-work).
 set -euo pipefail
-build=$1; shift
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 seconds=30 rounds=3 size_mib=1024
-while [ $# -gt 0 ]; do
-  case $1 in
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --size-mib) size_mib=$2; shift 2 ;;
-    *) echo "tap_vs_nbdkit.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-for t in fio nbdkit; do command -v $t >/dev/null || { echo "tap_vs_nbdkit.sh: $t is missing" >&2; exit 1; }; done
-tm=$(readlink -f "$build/tools/tidemark")
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/tap
-rm -rf "$work"; mkdir -p "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-
-start_tidemark() {
-  rm -rf "$work/journal" "$work/vol.img" "$work/tm.sock"
-  truncate -s "${size_mib}M" "$work/vol.img"
-  "$tm" protect --volume "$work/vol.img" --journal "$work/journal" --listen "unix:$work/tm.sock" \
-    --name vol >"$work/protect.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do [ -S "$work/tm.sock" ] && return; sleep 0.1; done
-  echo "protect did not start" >&2; cat "$work/protect.log" >&2; exit 1
-}
-start_nbdkit() {
-  rm -f "$work/kit.img" "$work/kit.sock"
-  truncate -s "${size_mib}M" "$work/kit.img"
-  nbdkit --exit-with-parent -f -U "$work/kit.sock" file "$work/kit.img" &
-  pids+=($!)
-  for _ in $(seq 100); do [ -S "$work/kit.sock" ] && return; sleep 0.1; done
-  echo "nbdkit did not start" >&2; exit 1
-}
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+bench_options tap_vs_nbdkit.sh seconds rounds size_mib -- "$@"
+bench_requires fio nbdkit
+bench_setup tap
 
 # fio with the nbd engine; prints IOPS and MB/s of the write side.
 run_fio() {  # socket rw bs iodepth
-  fio --name=w --ioengine=nbd --uri="nbd+unix:///?socket=$1" --rw="$2" --bs="$3" \
-    --iodepth="$4" --size="${size_mib}M" --time_based --runtime="$seconds" --ramp_time=2 \
-    --output-format=json --output="$work/fio.json" >/dev/null 2>&1
-  python3 -c "import json; w=json.load(open('$work/fio.json'))['jobs'][0]['write']; print(w['iops'], w['bw_bytes']/1e6)"
+  fio_nbd "$1" "$work/fio.json" --rw="$2" --bs="$3" --iodepth="$4" --size="${size_mib}M" \
+    --time_based --runtime="$seconds" --ramp_time=2
+  fio_get "$work/fio.json" write iops mbps
 }
 
 declare -A R
 for r in $(seq 1 "$rounds"); do
   for wl in "randwrite 4k 32" "write 1m 8"; do
     set -- $wl
-    start_tidemark; t=$(run_fio "$work/tm.sock" $1 $2 $3); stop_all
-    start_nbdkit; k=$(run_fio "$work/kit.sock" $1 $2 $3); stop_all
+    rm -rf "$work/journal"; new_volume "$work/vol.img"
+    start_protect "$work"; t=$(run_fio "$work/p.sock" $1 $2 $3); stop_pids
+    new_volume "$work/kit.img"
+    start_nbdkit "$work/kit.img" "$work/kit.sock"; k=$(run_fio "$work/kit.sock" $1 $2 $3); stop_pids
     R[$1]+="$t:$k;"
     echo "round $r $1 $2: tidemark $t, nbdkit $k" >&2
   done

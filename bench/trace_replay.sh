@@ -20,27 +20,14 @@
 # Prints a markdown section on stdout; progress on stderr. Work files in
 # $BENCH_WORK/trace (default BUILD/bench-work/trace), removed at exit.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { echo "usage: $0 BUILD [--rounds R] [--quick] [--size-mib N] [--align A]" >&2; exit 2; }
-help() { sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0; }
-[ $# -ge 1 ] || usage
-case $1 in -h|--help) help ;; -*) usage ;; esac
-build=$1; shift
 rounds=3 quick=0 size_mib=1024 align=512
-while [ $# -gt 0 ]; do
-  case $1 in
-    --rounds) [ $# -ge 2 ] || usage; rounds=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
-    --size-mib) [ $# -ge 2 ] || usage; size_mib=$2; shift 2 ;;
-    --align) [ $# -ge 2 ] || usage; align=$2; shift 2 ;;
-    -h|--help) help ;;
-    *) echo "trace_replay.sh: unknown option $1" >&2; usage ;;
-  esac
-done
-[[ $rounds =~ ^[1-9][0-9]*$ && $size_mib =~ ^[1-9][0-9]*$ && $align =~ ^[1-9][0-9]*$ ]] || usage
-for t in nbdkit python3 du; do
-  command -v $t >/dev/null || { echo "trace_replay.sh: $t is missing" >&2; exit 1; }
-done
+bench_options trace_replay.sh rounds quick! size_mib align -- "$@"
+[[ $rounds =~ ^[1-9][0-9]*$ && $size_mib =~ ^[1-9][0-9]*$ && $align =~ ^[1-9][0-9]*$ ]] ||
+  { echo "trace_replay.sh: --rounds, --size-mib and --align take positive integers" >&2; exit 2; }
+bench_requires nbdkit python3 du
 # python3-libnbd installs the module for Debian's own python3, which may not be
 # the first python3 on PATH.
 py=python3
@@ -50,62 +37,22 @@ $py -c 'import nbd' 2>/dev/null || {
   exit 1
 }
 [ -x "$build/tools/tidemark" ] || { echo "trace_replay.sh: no $build/tools/tidemark (build first)" >&2; exit 1; }
-tm=$(readlink -f "$build/tools/tidemark")
 traces=$(readlink -f "${TM_TRACES_DIR:-$here/../tests/data/traces}")
 for t in tpcc wsrch; do
   [ -f "$traces/$t-small.trace" ] || { echo "trace_replay.sh: no $traces/$t-small.trace" >&2; exit 1; }
 done
 max_args=()
 (( quick )) && max_args=(--max-requests 2000)
-export PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH}
 
-work=$(readlink -f "${BENCH_WORK:-$build/bench-work}")/trace
-rm -rf "$work"; mkdir -p "$work"
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_for() {  # FILE PATTERN
-  for _ in $(seq 600); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "trace_replay.sh: timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
-}
-stop_all() {
-  local x
-  for x in "${pids[@]}"; do kill "$x" 2>/dev/null || true; done
-  for x in "${pids[@]}"; do wait "$x" 2>/dev/null || true; done
-  pids=()
-}
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$tm" target init --data "$work/tgt" --listen "127.0.0.1:$port" --host 127.0.0.1 >/dev/null
-"$tm" tenant add bench --config "$work/tgt/target.toml" --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >"$work/token"
+bench_setup trace
+bench_kill_signal=KILL
+init_target
 journal=$work/tgt/tenants/bench/journal
 
-# Both start_* leave their daemons in pids (same shell: call them directly).
-start_remote() {
-  rm -rf "$work/tgt/tenants" "$work/st" "$work/vol.img" "$work/tap.sock"
-  truncate -s "${size_mib}M" "$work/vol.img"
-  "$tm" target serve --config "$work/tgt/target.toml" >"$work/target.log" 2>&1 &
-  pids+=($!)
-  wait_for "$work/target.log" '^target serving'
-  "$tm" tap --volume "$work/vol.img" --target "127.0.0.1:$port" --tenant bench \
-    --token-file "$work/token" --name vol --listen "unix:$work/tap.sock" \
-    --ca "$work/tgt/ca.crt" --state "$work/st" >"$work/tap.log" 2>&1 &
-  pids+=($!)
-  wait_for "$work/tap.log" '^tapping'
-}
-start_nbdkit() {
-  rm -f "$work/kit.img" "$work/kit.sock"
-  truncate -s "${size_mib}M" "$work/kit.img"
-  nbdkit --exit-with-parent -f -U "$work/kit.sock" file "$work/kit.img" &
-  pids+=($!)
-  for _ in $(seq 100); do [ -S "$work/kit.sock" ] && return 0; sleep 0.1; done
-  echo "trace_replay.sh: nbdkit did not start" >&2; exit 1
+# start_remote (bench/lib.sh) and start_kit leave their daemons in pids: call them directly.
+start_kit() {
+  new_volume "$work/kit.img"
+  start_nbdkit "$work/kit.img" "$work/kit.sock"
 }
 replay() {  # SOCKET TRACE PACE OUT
   $py "$here/nbd_replay.py" --uri "nbd+unix:///?socket=$1" --trace "$traces/$2-small.trace" \
@@ -116,20 +63,13 @@ replay() {  # SOCKET TRACE PACE OUT
 # until DONE exists and the tap has nothing left to ship, or 120 s after DONE.
 sampler() {  # CONTROL_SOCKET DONE_FILE OUT
   python3 - "$1" "$2" >"$3" <<'PY'
-import json, os, socket, sys, time
+import os, sys, time
+from benchlib import volume_status
 sock, done = sys.argv[1:3]
 deadline = None
 while True:
     try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sock)
-        s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        d = b""
-        while True:
-            b = s.recv(65536)
-            if not b: break
-            d += b
-        s.close()
-        v = json.loads(d.split(b"\r\n\r\n", 1)[1])["volumes"][0]
+        v = volume_status(sock)
         print(v["rpo_lag_seconds"], v["queued_writes"], flush=True)
         drained = v["queued_writes"] == 0 and v["acked_seq"] == v["recorded_seq"]
     except (OSError, ValueError, KeyError, IndexError):
@@ -157,10 +97,10 @@ for r in $(seq 1 "$rounds"); do
       touch "$work/done"
       wait "$sampler_pid" || true
       after=$(du -sb "$journal" | cut -f1)
-      stop_all
-      start_nbdkit
+      stop_pids
+      start_kit
       replay "$work/kit.sock" "$t" "$pace" "$work/kit.$id.json"
-      stop_all
+      stop_pids
       R[$t,$pace]+="$work/tm.$id.json:$work/kit.$id.json:$work/lag.$id:$((after - before)) "
       python3 - "$work/tm.$id.json" "$work/kit.$id.json" "$work/lag.$id" "round $r $t $pace" <<'PY' >&2
 import json, sys
