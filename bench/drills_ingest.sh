@@ -5,15 +5,18 @@
 # write IOPS with the drills to write IOPS alone is computed per round (goal >= 0.8), for
 # each drill read rate in --drill-rates: 0 = unthrottled (each drill's fio reads at QD 16
 # as fast as it can: the worst case), N = each drill reads N 4 KiB IOPS (fio --rate_iops;
-# 2000 IOPS = 8 MB/s, about what a booting VM reads).
+# 2000 IOPS = 8 MB/s, about what a booting VM reads). Every write run starts --settle
+# seconds after the previous one ended, so that it does not pay for the flushes and
+# compactions the previous run left behind (the runs with drills always come second).
 #
 #   bench/drills_ingest.sh BUILD [--seconds S] [--rounds R] [--size-mib N] [--drill-rates "0 2000"]
+#                          [--settle S]
 # Prints a markdown table on stdout; work files in $BENCH_WORK (BUILD/bench-work).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
-seconds=15 rounds=3 size_mib=1024 drill_rates="0 2000"
-bench_options drills_ingest.sh drill_rates seconds rounds size_mib -- "$@"
+seconds=15 rounds=3 size_mib=1024 drill_rates="0 2000" settle=15
+bench_options drills_ingest.sh drill_rates seconds rounds size_mib settle -- "$@"
 bench_requires fio
 bench_setup drills
 drills=()
@@ -37,10 +40,12 @@ write_run() {  # OUT: 4 KiB random writes through the tap for $seconds
 declare -A RATIOS WITH READS
 alone_all=()
 for r in $(seq "$rounds"); do
+  sleep "$settle"
   write_run "$work/alone.$r.json"
   alone=$(fio_get "$work/alone.$r.json" write iops_int)
   alone_all+=("$alone")
   for rate in $drill_rates; do
+    sleep "$settle"
     for d in d1 d2; do
       rm -f "$work/$d.sock"
       drills+=("$d-$r-$rate")

@@ -32,7 +32,7 @@ comparisons=(
   "tap_vs_nbdkit|--seconds 30 --rounds 3|--seconds 2 --rounds 1 --size-mib 256"
   "remote_vs_protect|--seconds 20 --rounds 3|--seconds 2 --rounds 1 --size-mib 256"
   "mount_vs_nbdkit|--seconds 15 --rounds 3|--seconds 2 --rounds 1 --size-mib 64"
-  "drills_ingest|--seconds 30 --rounds 3|--seconds 2 --rounds 1 --size-mib 128"
+  "drills_ingest|--seconds 30 --rounds 3|--seconds 2 --rounds 1 --size-mib 128 --settle 1"
   "journal_bytes|--rounds 2|--rounds 1 --size-mib 64"
   "history_ingest|--history-gib 20 --rounds 3|--history-gib 0.25 --seconds 2 --rounds 1 --size-mib 128"
   "trace_replay|--rounds 3|--rounds 1 --quick"
