@@ -40,9 +40,9 @@ comparisons=(
 )
 
 [[ $# -ge 1 ]] || usage
-if [[ $1 == --list ]]; then
-  echo micro; for c in "${comparisons[@]}"; do echo "${c%%|*}"; done; exit 0
-fi
+# The names --list prints and --only takes, one a line.
+names() { echo micro; for c in "${comparisons[@]}"; do echo "${c%%|*}"; done; }
+if [[ $1 == --list ]]; then names; exit 0; fi
 build_dir=$1; shift
 options="$*"  # for the report's "command"
 quick=0 only="" out="" doc=1
@@ -52,7 +52,7 @@ while [[ $# -gt 0 ]]; do
     --only) [[ $# -ge 2 ]] || usage; only=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || usage; out=$2; shift 2 ;;
     --no-doc) doc=0; shift ;;
-    --list) echo micro; for c in "${comparisons[@]}"; do echo "${c%%|*}"; done; exit 0 ;;
+    --list) names; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; usage ;;
   esac
 done
@@ -60,7 +60,7 @@ done
 build_dir=$(cd "$build_dir" && pwd)
 out=${out:-$build_dir/bench-report.md}
 if [[ -n $only ]]; then
-  known=" micro $(for c in "${comparisons[@]}"; do printf '%s ' "${c%%|*}"; done)"
+  known=" $(names | tr '\n' ' ')"
   for n in ${only//,/ }; do
     [[ $known == *" $n "* ]] || { echo "$0: unknown comparison '$n' (see --list)" >&2; exit 2; }
   done
