@@ -108,12 +108,10 @@ Status QemuImgConvert(const std::string& raw, const std::string& out, ImageForma
   return Status::Ok();
 }
 
-// The blocks of part `part` of a scan split in `parts` (see WriteRaw).
-using PartSource = std::function<Status(unsigned part, const journal::BlockFn& fn)>;
+// The blocks of [first_block, end_block), in block order (see WriteRaw).
+using PartSource =
+    std::function<Status(uint64_t first_block, uint64_t end_block, const journal::BlockFn& fn)>;
 
-// Writes the raw image from `parts` scans at once: part 0 on the calling
-// thread (which alone reports progress), the others on threads of their own,
-// each with its own ParallelWriter on `fd`. The first error stops every part.
 // A second descriptor of the temporary image with O_DIRECT, or -1 when the
 // volume's blocks are not whole multiples of the file system's block size or
 // the file system refuses O_DIRECT (tmpfs): then writes go through the page
@@ -129,6 +127,10 @@ int OpenDirect(const std::string& path, int fd, const journal::VolumeInfo& vol) 
   return ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
 
+// Writes the raw image from `parts` scans of equal block ranges at once: part 0
+// on the calling thread (which alone reports progress), the others on threads
+// of their own, each with its own ParallelWriter. The first error stops every
+// part.
 Status WriteRaw(const PartSource& source, unsigned parts, const journal::VolumeInfo& vol,
                 const RestoreOptions& o, const std::string& path, int fd, RestoreStats* stats) {
   if (::ftruncate(fd, static_cast<off_t>(vol.size_bytes)) != 0) {
@@ -162,33 +164,30 @@ Status WriteRaw(const PartSource& source, unsigned parts, const journal::VolumeI
     }
     auto& writer = writer_r.value();
     p.io_uring = writer->uses_io_uring();
-    const uint64_t part_first = vol.blocks() * i / parts * vol.block_bytes;
+    const uint64_t first_block = vol.blocks() * i / parts;
+    const uint64_t end_block = vol.blocks() * (i + 1) / parts;
     uint64_t next_report = 0;
-    Status s = source(i, [&](uint64_t block, std::string_view data) {
+    Status s = source(first_block, end_block, [&](uint64_t block, std::string_view data) {
       if (stop.load(std::memory_order_relaxed)) return Status::Aborted("restore stopped");
       uint64_t off = block * vol.block_bytes;
-      // The last block of a volume that is not a multiple of the block size:
-      // short, so written through the page cache (O_DIRECT needs whole blocks).
-      if (off + data.size() > total) {
-        data = data.substr(0, total - off);
-        if (direct_fd >= 0) {
-          p.data_bytes += data.size();
-          ++p.blocks;
-          if (::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)) !=
-              static_cast<ssize_t>(data.size())) {
-            return Status::FromErrno(errno, "write " + o.output_path);
-          }
-          return Status::Ok();
-        }
-      }
+      // The last block of a volume that is not a multiple of the block size.
+      if (off + data.size() > total) data = data.substr(0, total - off);
       p.data_bytes += data.size();
       ++p.blocks;
-      p.scanned.store(off - part_first, std::memory_order_relaxed);
+      p.scanned.store(off - first_block * vol.block_bytes, std::memory_order_relaxed);
       if (i == 0 && o.progress && off >= next_report) {
         uint64_t done = 0;
         for (const Part& q : results) done += q.scanned.load(std::memory_order_relaxed);
         o.progress(done, total);
         next_report = off + total / parts / 100 + 1;
+      }
+      // That short block goes through the page cache: O_DIRECT needs whole blocks.
+      if (direct_fd >= 0 && data.size() != vol.block_bytes) {
+        if (::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)) !=
+            static_cast<ssize_t>(data.size())) {
+          return Status::FromErrno(errno, "write " + o.output_path);
+        }
+        return Status::Ok();
       }
       return writer->Write(off, data);
     });
@@ -231,15 +230,12 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
                              const RestoreOptions& o) {
   for (const auto& v : journal.Volumes()) {
     if (v.id == volume) {
-      const unsigned parts = ScanParts(v, o);
-      const uint64_t blocks = v.blocks();
       return RestoreParts(
           v,
-          [&](unsigned part, const journal::BlockFn& fn) {
-            return journal.ScanBlockRange(volume, seq, blocks * part / parts,
-                                          blocks * (part + 1) / parts, fn);
+          [&](uint64_t first, uint64_t end, const journal::BlockFn& fn) {
+            return journal.ScanBlockRange(volume, seq, first, end, fn);
           },
-          parts, o);
+          ScanParts(v, o), o);
     }
   }
   return Status::NotFound("no volume with id " + std::to_string(volume));
@@ -248,7 +244,7 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
 Result<RestoreStats> RestoreBlocks(const journal::VolumeInfo& vol, const BlockSource& source,
                                    const RestoreOptions& o) {
   return RestoreParts(
-      vol, [&](unsigned, const journal::BlockFn& fn) { return source(fn); }, 1, o);
+      vol, [&](uint64_t, uint64_t, const journal::BlockFn& fn) { return source(fn); }, 1, o);
 }
 
 namespace {
