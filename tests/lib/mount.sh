@@ -2,13 +2,14 @@
 # lib/protect.sh).
 #
 #   start_mount SOCK ARG...   `tidemark mount ARG... --listen unix:SOCK` in the background;
-#                             waits for its "mounted ..." line; sets $mount_pid, $mount_out,
-#                             $mount_err. Killed on exit (cleanup_fn).
+#                             waits (wait_for, 15 s scaled) for its whole "mounted ..." line
+#                             (or --json's object); sets $mount_pid, $mount_out, $mount_err.
+#                             Killed on exit (cleanup_fn).
 #   stop_mount                SIGTERM, wait; fails unless it exits 0 and prints "unmounted ..."
 
 _mount_n=0
 start_mount() {
-    local sock=$1 i
+    local sock=$1
     shift
     _mount_n=$((_mount_n + 1))
     mount_out=$tmp/mount.$_mount_n.out
@@ -18,19 +19,11 @@ start_mount() {
     "$TIDEMARK" mount "$@" --listen "unix:$sock" >"$mount_out" 2>"$mount_err" &
     mount_pid=$!
     cleanup_fn kill_quiet -9 "$mount_pid"
-    for ((i = 0; i < 300; i++)); do
-        if grep -qE '^(mounted |\{.*"listen")' "$mount_out"; then
-            [ -S "$sock" ] || fail "mount printed its ready line but $sock is not a socket"
-            return 0
-        fi
-        if ! kill -0 "$mount_pid" 2>/dev/null; then
-            cat "$mount_out" "$mount_err" >&2
-            fail "mount exited before it was ready: $*"
-        fi
-        sleep 0.1
-    done
-    cat "$mount_out" "$mount_err" >&2
-    fail "mount did not print its ready line within 30 s"
+    # TODO(#12): mount will create SOCK only when it serves (bind SOCK.tmp, rename) and get
+    # `--wait S`: wait on that then, not on stdout.
+    wait_for --pid "$mount_pid" --show "$mount_out" --show "$mount_err" 15 \
+        "mount's ready line ($*)" complete_line "$mount_out" '^(mounted |\{.*"listen")' >/dev/null
+    [ -S "$sock" ] || fail "mount printed its ready line but $sock is not a socket"
 }
 
 stop_mount() {

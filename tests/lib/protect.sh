@@ -1,8 +1,9 @@
 # tests/lib/protect.sh: helpers for tests that run `tidemark protect` (source after functions.sh).
 #
 #   start_protect VOLUME JOURNAL SOCK [ARG...]
-#                     starts `tidemark protect` in the background on unix:SOCK, waits for its
-#                     "protecting ..." line; sets $protect_pid, $protect_out, $protect_err.
+#                     starts `tidemark protect` in the background on unix:SOCK, waits (wait_for,
+#                     15 s scaled) for its whole "protecting ..." line; sets $protect_pid,
+#                     $protect_out, $protect_err.
 #                     The daemon is killed on exit (cleanup_fn).
 #   stop_protect      SIGTERM, wait; fails unless it exits 0 and prints "stopped ... at seq N"
 #   kill9_protect     kill -9 and reap
@@ -20,7 +21,7 @@ kill_quiet() {  # [-SIG] PID...: only this test's own children (a pid reaped lon
 
 _protect_n=0
 start_protect() {
-    local vol=$1 j=$2 sock=$3 i
+    local vol=$1 j=$2 sock=$3
     shift 3
     _protect_n=$((_protect_n + 1))
     protect_out=$tmp/protect.$_protect_n.out
@@ -31,19 +32,11 @@ start_protect() {
         >"$protect_out" 2>"$protect_err" &
     protect_pid=$!
     cleanup_fn kill_quiet -9 "$protect_pid"
-    for ((i = 0; i < 600; i++)); do
-        if grep -q '^protecting ' "$protect_out"; then
-            [ -S "$sock" ] || fail "protect printed its ready line but $sock is not a socket"
-            return 0
-        fi
-        if ! kill -0 "$protect_pid" 2>/dev/null; then
-            cat "$protect_out" "$protect_err" >&2
-            fail "protect exited before it was ready"
-        fi
-        sleep 0.1
-    done
-    cat "$protect_out" "$protect_err" >&2
-    fail "protect did not print its ready line within 60 s"
+    # TODO(#12): protect will create SOCK only when it serves (bind SOCK.tmp, rename) and get
+    # `--wait S`, with "state" in JOURNAL/daemon.json: wait on that then, not on stdout.
+    wait_for --pid "$protect_pid" --show "$protect_out" --show "$protect_err" 15 \
+        "protect's ready line" complete_line "$protect_out" '^protecting ' >/dev/null
+    [ -S "$sock" ] || fail "protect printed its ready line but $sock is not a socket"
 }
 
 stop_protect() {
