@@ -5,7 +5,8 @@
       Forwards every connection to TARGET. PORT 0 picks a free port. Prints
       "proxy listening on HOST:PORT" once it accepts connections. Signals:
         SIGUSR1  cut: close every connection cleanly (FIN to both sides) and stop
-                 listening, so new connections are refused
+                 listening, so new connections are refused; the port stays bound (not
+                 listening), so that no other program takes it before the heal
         SIGUSR2  blackhole: keep every socket open but move no byte either way;
                  new connections are accepted (by the kernel) and then hear nothing,
                  like a link that silently drops every packet
@@ -38,14 +39,32 @@ class Proxy:
         self.listen_host, self.listen_port = listen
         self.target = target
         self.server = None
+        self.reserved = None  # during a cut: the port, bound but not listening
         self.open = asyncio.Event()  # set: bytes flow; clear: blackhole or cut
         self.open.set()
         self.conns = set()  # (client writer, target writer)
 
     async def start_listening(self):
-        self.server = await asyncio.start_server(
-            self.handle, self.listen_host, self.listen_port, reuse_address=True)
+        if self.reserved is not None:
+            sock, self.reserved = self.reserved, None
+            self.server = await asyncio.start_server(self.handle, sock=sock)
+        else:
+            self.server = await asyncio.start_server(
+                self.handle, self.listen_host, self.listen_port, reuse_address=True)
         self.listen_port = self.server.sockets[0].getsockname()[1]
+
+    def reserve_port(self):
+        """Binds the port again without listening: connections to it are refused, and
+        neither bind(port 0) nor connect() of another program picks a bound port."""
+        s = socket.socket(socket.AF_INET6 if ":" in self.listen_host else socket.AF_INET)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((self.listen_host, self.listen_port))
+        except OSError as e:
+            log(f"cannot keep port {self.listen_port} bound during the cut: {e}")
+            s.close()
+            return
+        self.reserved = s
 
     async def pump(self, reader, writer):
         try:
@@ -86,6 +105,7 @@ class Proxy:
         if self.server:
             self.server.close()
             self.server = None
+            self.reserve_port()
         for cw, tw in list(self.conns):
             for w in (cw, tw):
                 w.close()
