@@ -32,15 +32,8 @@ qemu_io "$auri" "write -P 0x22 4M 8M" "write -P 0x33 31M 512k" "write -P 0x34 15
 as() {  # TENANT [TOKENFILE]: the --target options of a tenant
     echo --target "$target_addr" --tenant "$1" --token-file "${2:-$tmp/$1.token}" --ca "$target_ca"
 }
-drained() {
-    local q
-    for _ in $(seq 150); do
-        q=$(tap_status "$1" | json_get 'j["volumes"][0]["queued_writes"]')
-        [ "$q" = 0 ] && return 0
-        sleep 0.2
-    done
-    fail "the tap of $1 still queues $q writes"
-}
+queue_empty() { [ "$(tap_status "$1" | json_get 'j["volumes"][0]["queued_writes"]')" = 0 ]; }
+drained() { wait_for 30 "the tap of $1 to drain its queue" queue_empty "$1"; }
 drained "$tmp/st-a"
 "$TIDEMARK" bookmark $(as alice) a mark1 >/dev/null || fail "bookmark --target"
 cp --sparse=always "$tmp/a.img" "$tmp/a-mark1.img"

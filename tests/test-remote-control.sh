@@ -35,15 +35,8 @@ as() {  # TENANT [TOKENFILE]: the --target options of a tenant
     echo --target "$target_addr" --tenant "$1" --token-file "${2:-$tmp/$1.token}" --ca "$target_ca"
 }
 # Waits until the tap of STATE has every write it took acknowledged by the target.
-drained() {
-    local q
-    for _ in $(seq 150); do
-        q=$(tap_status "$1" | json_get 'j["volumes"][0]["queued_writes"]')
-        [ "$q" = 0 ] && return 0
-        sleep 0.2
-    done
-    fail "the tap of $1 still queues $q writes"
-}
+queue_empty() { [ "$(tap_status "$1" | json_get 'j["volumes"][0]["queued_writes"]')" = 0 ]; }
+drained() { wait_for 30 "the tap of $1 to drain its queue" queue_empty "$1"; }
 drained "$tmp/st-a"
 drained "$tmp/st-b"
 
@@ -139,7 +132,8 @@ while True:
 PY
 proxy_pid=$!
 cleanup_fn kill_quiet "$proxy_pid"
-for _ in $(seq 50); do [ -s "$tmp/proxy.port" ] && break; sleep 0.1; done
+port_printed() { complete_line "$tmp/proxy.port" '^[0-9]+$' >/dev/null; }
+wait_for --pid "$proxy_pid" 10 "the cutting proxy's port" port_printed
 cut="127.0.0.1:$(cat "$tmp/proxy.port")"
 msg=$(expect_fail_oneline "$TIDEMARK" restore --target "$cut" --tenant alice \
     --token-file "$tmp/alice.token" --ca "$target_ca" a --latest --output "$tmp/cut.img")

@@ -24,6 +24,16 @@ add_tenant "$target_conf" alice "$tmp/alice.token"
 add_tenant "$target_conf" bob "$tmp/bob.token"
 start_target "$target_conf"
 
+vol_field() { tap_status "$1" | json_get "j[\"volumes\"][0][\"$2\"]"; }  # STATE FIELD
+queue_empty() { [ "$(vol_field "$1" queued_writes)" = 0 ]; }                    # STATE
+# STATE: protected (not bitmap nor resync) and nothing queued; the status in $st
+resync_done() {
+    st=$(tap_status "$1") &&
+        [ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] &&
+        [ "$(json_get 'j["volumes"][0]["queued_writes"]' <<<"$st")" = 0 ]
+}
+log_has() { local re=$1; shift; grep -qs -- "$re" "$@"; }  # RE FILE...
+
 # Volume A holds data before protection starts; B is empty.
 truncate -s 64M "$tmp/a.img" "$tmp/b.img"
 qemu_io "$tmp/a.img" "write -P 0x11 0 1M" "write -P 0x22 40M 3M"
@@ -102,12 +112,7 @@ done
 echo "ok: 10 kills of the target: every acknowledged seq survived"
 
 # Everything the tap queued reaches the target once it is back.
-for _ in $(seq 100); do
-    q=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["queued_writes"]')
-    [ "$q" = 0 ] && break
-    sleep 0.2
-done
-[ "$q" = 0 ] || fail "the tap still queues $q writes after the target came back"
+wait_for 20 "the tap's queue to drain after the target came back" queue_empty "$tmp/st-a"
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
 
@@ -165,13 +170,8 @@ start_tap "$tmp/a.img" a alice "$tmp/alice.token" "$tmp/st-a" "$tmp/a.sock" \
 pid_a=$tap_pid
 qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x3c 16M 8M"
 t0=$(date +%s.%N)
-for _ in $(seq 200); do
-    q=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["queued_writes"]')
-    [ "$q" = 0 ] && break
-    sleep 0.1
-done
+wait_for 20 "the rate-limited queue to drain" queue_empty "$tmp/st-a"
 t1=$(date +%s.%N)
-[ "$q" = 0 ] || fail "the rate-limited queue did not drain"
 python3 -c "import sys; sys.exit(0 if $t1 - $t0 >= 2.5 else 1)" ||
     fail "8 MiB drained in $(python3 -c "print(round($t1 - $t0, 2))") s at a 2 MiB/s limit"
 stop_pid "$pid_a"
@@ -185,6 +185,10 @@ st=$("$TIDEMARK" status --state "$tmp/st-a" --json)
 kill -STOP "$target_pid"
 qemu-io -f raw "nbd+unix:///a?socket=$tmp/a.sock" -c "write -f -P 0x61 44M 64k" >/dev/null &
 fua=$!
+# Once the write is in the tap's queue, it must stay unanswered while the target is stopped;
+# 2 s of that is the observation (a fixed sleep alone could end before qemu-io even sent it).
+queue_has_one() { [ "$(vol_field "$tmp/st-a" queued_writes)" -ge 1 ]; }
+wait_for 20 "the FUA write to reach the tap" queue_has_one
 sleep 2
 kill -0 "$fua" 2>/dev/null || fail "a FUA write was answered with --sync while the target was stopped"
 kill -CONT "$target_pid"
@@ -205,12 +209,7 @@ state=$(json_get 'j["volumes"][0]["state"]' <<<"$st")
 [ "$spilled" -gt $((8 << 20)) ] || fail "expected over 8 MiB in the spill, status: $st"
 [ "$state" = backlog ] || fail "state $state while spilling, expected backlog"
 kill -CONT "$target_pid"
-for _ in $(seq 100); do
-    q=$(tap_status "$tmp/st-a" | json_get 'j["volumes"][0]["queued_writes"]')
-    [ "$q" = 0 ] && break
-    sleep 0.2
-done
-[ "$q" = 0 ] || fail "the spill did not drain: $q writes queued"
+wait_for 20 "the spill to drain" queue_empty "$tmp/st-a"
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
 [ -z "$(ls -A "$tmp/st-a/spill" 2>/dev/null)" ] || fail "spill segments left after a clean stop"
@@ -227,15 +226,10 @@ case $(json_get 'j["volumes"][0]["state"]' <<<"$st") in
     bitmap|resync) ;;   # the resync starts at once while connected (the target only pauses)
     *) fail "expected bitmap mode or its resync: $st" ;;
 esac
-cat "$tap_out" "$tap_err" | grep -q 'dirty-block bitmap mode' || fail "the tap did not say it entered bitmap mode"
+# The log line and the state are written apart: wait for the line rather than assume its order.
+wait_for 10 "the tap to log bitmap mode" log_has 'dirty-block bitmap mode' "$tap_out" "$tap_err"
 kill -CONT "$target_pid"
-for _ in $(seq 150); do
-    st=$(tap_status "$tmp/st-a")
-    [ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] &&
-        [ "$(json_get 'j["volumes"][0]["queued_writes"]' <<<"$st")" = 0 ] && break
-    sleep 0.2
-done
-[ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] || fail "resync did not end: $st"
+wait_for 30 "the bitmap resync to end (state protected, queue empty)" resync_done "$tmp/st-a"
 qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x96 5M 4k"   # protected again
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
@@ -251,18 +245,13 @@ kill -STOP "$target_pid"
 qemu_io "nbd+unix:///a?socket=$tmp/a.sock" "write -P 0x5a 24M 4M" "write -P 0x5b 30M 4M" \
     "write -P 0x5c 36M 4M" "write -P 0x97 44M 64k"
 kill -CONT "$target_pid"
-for _ in $(seq 150); do
-    st=$(tap_status "$tmp/st-a")
-    [ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] &&
-        [ "$(json_get 'j["volumes"][0]["queued_writes"]' <<<"$st")" = 0 ] && break
-    sleep 0.2
-done
-[ "$(json_get 'j["volumes"][0]["state"]' <<<"$st")" = protected ] || fail "hash resync did not end: $st"
+wait_for 30 "the hash resync to end (state protected, queue empty)" resync_done "$tmp/st-a"
 resent=$(json_get 'j["volumes"][0]["resync_bytes"]' <<<"$st")
 skipped=$(json_get 'j["volumes"][0]["resync_skipped_bytes"]' <<<"$st")
 [ "$skipped" -ge $((12 << 20)) ] || fail "expected the 12 MiB the target held to be skipped: $st"
 [ "$resent" -le $((128 << 10)) ] || fail "expected only the 64 KiB of new data resent: $st"
-cat "$tap_out" "$tap_err" | grep -q 'comparing block hashes' || fail "the resync did not compare hashes"
+wait_for 10 "the tap to log its hash comparison" \
+    log_has 'comparing block hashes' "$tap_out" "$tap_err"
 echo "ok: the bitmap resync compared block hashes: $resent bytes resent, $skipped skipped"
 stop_pid "$pid_a"
 latest_equals alice a "$tmp/a.img"
