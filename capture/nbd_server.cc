@@ -27,8 +27,11 @@ namespace {
 
 Status Errno(std::string_view what) { return Status::FromErrno(errno, what); }
 
-// Binds and listens on `listen`; fills *address with what was bound.
-Result<int> Listen(const std::string& listen, std::string* address, std::string* unix_path) {
+// Binds `listen` and, unless `defer`, listens; fills *address with what was
+// bound. A unix socket is bound at *unix_path: PATH, or PATH.tmp when
+// deferred (Server::Ready() renames it).
+Result<int> Listen(const std::string& listen, bool defer, std::string* address,
+                   std::string* unix_path) {
   if (listen.rfind("unix:", 0) == 0) {
     std::string path = listen.substr(5);
     struct sockaddr_un sa = {};
@@ -50,18 +53,22 @@ Result<int> Listen(const std::string& listen, std::string* address, std::string*
       }
       ::unlink(path.c_str());
     }
+    std::string bind_path = defer ? path + ".tmp" : path;
+    if (bind_path.size() >= sizeof(sa.sun_path))
+      return Status::InvalidArgument("unix socket path too long: " + listen);
+    ::unlink(bind_path.c_str());  // PATH.tmp: left by a daemon that died starting
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return Errno("socket");
     sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, path.data(), path.size());
+    std::memcpy(sa.sun_path, bind_path.data(), bind_path.size());
     if (::bind(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) < 0 ||
-        ::listen(fd, 64) < 0) {
+        (!defer && ::listen(fd, 64) < 0)) {
       Status s = Status::IOError("bind/listen " + listen + ": " + std::strerror(errno));
       ::close(fd);
       return s;
     }
     *address = listen;
-    *unix_path = path;
+    *unix_path = bind_path;
     return fd;
   }
 
@@ -91,7 +98,7 @@ Result<int> Listen(const std::string& listen, std::string* address, std::string*
     }
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 64) == 0) break;
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && (defer || ::listen(fd, 64) == 0)) break;
     last = Status::IOError("bind/listen " + listen + ": " + std::strerror(errno));
     ::close(fd);
     fd = -1;
@@ -146,17 +153,41 @@ class Server::Impl {
     if (options_.max_connections == 0)
       return Status::InvalidArgument("nbd: max_connections must be at least 1");
     if (::pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) < 0) return Errno("pipe2");
-    Result<int> fd = Listen(options_.listen, &address_, &unix_path_);
+    Result<int> fd = Listen(options_.listen, options_.defer_listen, &address_, &unix_path_);
     if (!fd) return fd.error();
     listen_fd_ = fd.value();
-    accept_thread_ = std::thread([this] { AcceptLoop(); });
+    if (!options_.defer_listen) StartAccepting();
+    return Status::Ok();
+  }
+
+  Status Ready() {
+    std::lock_guard<std::mutex> lock(ready_mu_);
+    if (accepting_ || !options_.defer_listen) return Status::Ok();
+    if (listen_fd_ < 0) return Status::Aborted("nbd: the server is stopped");
+    if (::listen(listen_fd_, 64) < 0) {
+      return Status::IOError("listen " + options_.listen + ": " + std::strerror(errno));
+    }
+    if (!unix_path_.empty()) {
+      // The name appears only now, listening: waiting for it means ready.
+      std::string path = options_.listen.substr(5);
+      if (::rename(unix_path_.c_str(), path.c_str()) != 0) {
+        return Status::IOError("rename " + unix_path_ + " to " + path + ": " +
+                               std::strerror(errno));
+      }
+      unix_path_ = path;
+    }
+    StartAccepting();
     return Status::Ok();
   }
 
   void Stop() {
     std::call_once(stop_once_, [this] {
       RequestStop();
-      if (accept_thread_.joinable()) accept_thread_.join();
+      {
+        std::lock_guard<std::mutex> lock(ready_mu_);  // no Ready() from here on
+        if (accept_thread_.joinable()) accept_thread_.join();
+        accepting_ = true;
+      }
       std::map<uint64_t, Entry> conns;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -211,6 +242,11 @@ class Server::Impl {
     finished_.clear();
   }
 
+  void StartAccepting() {
+    accepting_ = true;
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+
   void AcceptLoop() {
     for (;;) {
       struct pollfd p[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
@@ -256,6 +292,8 @@ class Server::Impl {
   std::string unix_path_;
   std::thread accept_thread_;
   std::once_flag stop_once_;
+  std::mutex ready_mu_;    // Ready() against Stop()
+  bool accepting_ = false;  // guarded by ready_mu_ after Init()
 
   std::mutex mu_;
   bool stopping_ = false;            // guarded by mu_
@@ -273,6 +311,7 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() = default;  // ~Impl() stops
 void Server::Stop() { impl_->Stop(); }
+Status Server::Ready() { return impl_->Ready(); }
 std::string Server::address() const { return impl_->address(); }
 void Server::Wait() { impl_->Wait(); }
 void Server::StopFromSignal() { impl_->RequestStop(); }

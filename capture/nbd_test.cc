@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -87,9 +88,10 @@ class NbdTest : public ::testing::Test {
     server_.reset();
     ::rmdir(dir_.c_str());
   }
-  void StartServer(std::string listen = {}) {
+  void StartServer(std::string listen = {}, bool defer_listen = false) {
     ServerOptions o;
     o.listen = listen.empty() ? "unix:" + sock_ : listen;
+    o.defer_listen = defer_listen;
     o.exports.push_back({"disk", "a test disk", dev_});
     o.exports.push_back({"ro", "", ro_});
     auto s = Server::Start(std::move(o));
@@ -421,6 +423,58 @@ TEST_F(NbdTest, TcpEphemeralPort) {
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
   Client c(fd);
+  c.Go("disk");
+  c.Request(kFlush, 1, 0, 0);
+  EXPECT_EQ(c.SimpleReply(1), 0u);
+}
+
+// docs/design.md#readiness: bound at Start(), reachable only after Ready().
+TEST_F(NbdTest, DeferredUnixSocketAppearsAtReady) {
+  StartServer({}, /*defer_listen=*/true);
+  struct stat st;
+  EXPECT_NE(::stat(sock_.c_str(), &st), 0) << "the socket exists before Ready()";
+  EXPECT_EQ(::stat((sock_ + ".tmp").c_str(), &st), 0) << "not bound as SOCK.tmp";
+  ASSERT_TRUE(server_->Ready().ok());
+  EXPECT_TRUE(server_->Ready().ok());  // idempotent
+  EXPECT_NE(::stat((sock_ + ".tmp").c_str(), &st), 0);
+  auto c = Connect();
+  c->Go("disk");
+  c->Request(kFlush, 1, 0, 0);
+  EXPECT_EQ(c->SimpleReply(1), 0u);
+  c.reset();
+  server_.reset();
+  EXPECT_NE(::stat(sock_.c_str(), &st), 0) << "Stop() leaves the socket";
+}
+
+TEST_F(NbdTest, DeferredStopBeforeReadyRemovesTheTempSocket) {
+  StartServer({}, /*defer_listen=*/true);
+  server_.reset();
+  struct stat st;
+  EXPECT_NE(::stat((sock_ + ".tmp").c_str(), &st), 0);
+  EXPECT_NE(::stat(sock_.c_str(), &st), 0);
+}
+
+TEST_F(NbdTest, DeferredTcpRefusesUntilReady) {
+  StartServer("127.0.0.1:0", /*defer_listen=*/true);
+  std::string addr = server_->address();
+  int port = std::atoi(addr.c_str() + 10);
+  ASSERT_GT(port, 0) << addr;  // the port is known (bound) before Ready()
+  auto connect = [port] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(uint16_t(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+    return std::make_pair(rc, fd);
+  };
+  auto [rc, fd] = connect();
+  EXPECT_NE(rc, 0) << "a client got in before Ready()";
+  ::close(fd);
+  ASSERT_TRUE(server_->Ready().ok());
+  auto [rc2, fd2] = connect();
+  ASSERT_EQ(rc2, 0);
+  Client c(fd2);
   c.Go("disk");
   c.Request(kFlush, 1, 0, 0);
   EXPECT_EQ(c.SimpleReply(1), 0u);

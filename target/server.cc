@@ -127,7 +127,8 @@ asio::awaitable<void> TargetServer::Impl::Dispatch(tcp::socket socket) {
   session->Start();
 }
 
-Result<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetConfig& config) {
+Result<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetConfig& config,
+                                                          bool defer_listen) {
   TM_RETURN_IF_ERROR(ValidateTargetConfig(config));
   auto impl = std::make_unique<Impl>(config);
   boost::system::error_code ec;
@@ -145,14 +146,24 @@ Result<std::unique_ptr<TargetServer>> TargetServer::Start(const TargetConfig& co
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
-  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status::IOError("cannot listen on " + config.listen + ": " + ec.message());
 
   Impl* in = impl.get();
   in->api = std::make_shared<RemoteApi>(in);
+  std::unique_ptr<TargetServer> server(new TargetServer(std::move(impl)));
+  if (!defer_listen) TM_RETURN_IF_ERROR(server->Ready());
+  return server;
+}
+
+Status TargetServer::Ready() {
+  Impl* in = impl_.get();
+  if (in->thread.joinable()) return Status::Ok();
+  boost::system::error_code ec;
+  in->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::IOError("cannot listen on " + in->config.listen + ": " + ec.message());
   asio::co_spawn(in->io, in->Accept(), asio::detached);
   in->thread = std::thread([in] { in->io.run(); });
-  return std::unique_ptr<TargetServer>(new TargetServer(std::move(impl)));
+  return Status::Ok();
 }
 
 TargetServer::TargetServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "daemon.h"
 #include "tidemark/journal/time.h"
 #include "tidemark/recovery/drill.h"
 
@@ -20,7 +21,35 @@ int Fail(const Status& status, bool json) {
     nlohmann::json j = {{"error", {{"code", Status::CodeId(status.code())}, {"message", msg}}}};
     std::printf("%s\n", j.dump().c_str());
   }
-  return status.code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
+  switch (status.code()) {
+    case Code::kInvalidArgument: return kExitUsage;
+    case Code::kTryAgain: return kExitBusy;
+    default: return kExitFailed;
+  }
+}
+
+namespace {
+double g_wait_s = 60;  // --wait of the command that runs (one per process)
+}  // namespace
+
+void AddWaitOption(CLI::App* cmd) {
+  cmd->add_option("--wait", g_wait_s,
+                  "seconds to wait for a daemon that is starting on the directory; then exit 4")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+}
+
+std::chrono::milliseconds DaemonWait() {
+  return std::chrono::milliseconds(static_cast<int64_t>(g_wait_s * 1000));
+}
+
+Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir,
+                                                      const journal::OpenOptions& o) {
+  // A starting daemon is creating or importing the journal: wait for it,
+  // rather than read a half-made journal or collide with its lock.
+  BOOST_OUTCOME_TRY(daemon, ReadyDaemon(dir, DaemonWait()));
+  (void)daemon;
+  return journal::Journal::Open(dir, o);
 }
 
 Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir, bool write,
@@ -29,7 +58,7 @@ Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir, bo
   o.read_only = !write;
   o.create_if_missing = create;
   o.codec = codec;
-  return journal::Journal::Open(dir, o);
+  return OpenJournal(dir, o);
 }
 
 void PointArgs::Add(CLI::App* cmd) {

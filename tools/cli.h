@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,18 +16,30 @@
 
 namespace tidemark::tools {
 
-// Exit codes: 0 ok, 1 the command failed, 2 bad usage.
+// Exit codes: 0 ok, 1 the command failed, 2 bad usage, 4 busy or starting
+// (kTryAgain: another daemon holds it, or it is not ready yet).
 inline constexpr int kExitFailed = 1;
 inline constexpr int kExitUsage = 2;
+inline constexpr int kExitBusy = 4;
 
 // Prints `tidemark: <message>` as one line on stderr and, with json, the
 // contract's {"error": {"code": C, "message": M}} on stdout. Returns the exit code.
 int Fail(const Status& status, bool json);
 
-// Opens the journal in dir, read-only unless `write`.
+// --wait S on a command that uses a journal or state directory: how long it
+// waits for a daemon that is starting there (docs/design.md#readiness);
+// default 60 s. DaemonWait() is the value given to the command that runs.
+void AddWaitOption(CLI::App* cmd);
+std::chrono::milliseconds DaemonWait();
+
+// Opens the journal in dir, read-only unless `write`. A daemon starting on
+// dir is waited for first (DaemonWait(); kTryAgain "DIR: daemon starting").
 Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir, bool write,
                                                       bool create = false,
                                                       Codec codec = Codec::kZstd);
+// The same with every option, for `mount` (its block cache size).
+Result<std::unique_ptr<journal::Journal>> OpenJournal(const std::string& dir,
+                                                      const journal::OpenOptions& o);
 
 // --at TIME | --seq N | --bookmark NAME | --latest: exactly one.
 struct PointArgs {

@@ -54,7 +54,8 @@ std::vector<std::string> MountArgv(const StartArgs& a, const std::string& listen
   if (a.point.seq) v.push_back("--seq=" + std::to_string(*a.point.seq));
   if (!a.point.bookmark.empty()) v.push_back("--bookmark=" + a.point.bookmark);
   if (a.point.latest) v.push_back("--latest");
-  v.insert(v.end(), {"--listen=" + listen, "--writable", "--json"});
+  v.insert(v.end(), {"--listen=" + listen, "--writable", "--json",
+                     "--wait=" + std::to_string(DaemonWait().count() / 1000.0)});
   if (!a.overlay_dir.empty()) v.push_back("--overlay-dir=" + AbsPath(a.overlay_dir));
   return v;
 }
@@ -257,6 +258,7 @@ void AddDrillCommand(CLI::App& app, int* exit_code) {
       ->needs(bc);
   start->add_option("--notes", s->notes, "free text kept in the record");
   start->add_flag("--json", s->json, "print the record as JSON");
+  AddWaitOption(start);
   start->callback([s, exit_code] { *exit_code = RunStart(*s); });
 
   auto t = std::make_shared<StopArgs>();

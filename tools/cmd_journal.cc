@@ -104,6 +104,7 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   import->add_option("--codec", im->codec, "codec of a new journal: none, zstd, igzip")
       ->capture_default_str();
   import->add_flag("--json", im->json, "print JSON");
+  AddWaitOption(import);
   import->callback([im, exit_code] { *exit_code = RunImport(*im); });
 
   auto rp = std::make_shared<ReplayArgs>();
@@ -120,12 +121,14 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   replay->add_option("--block-size", rp->block_bytes, "block size of a new volume")
       ->capture_default_str();
   replay->add_flag("--json", rp->json, "print JSON");
+  AddWaitOption(replay);
   replay->callback([rp, exit_code] { *exit_code = RunReplay(*rp); });
 
   auto d = std::make_shared<DumpArgs>();
   CLI::App* dump = jc->add_subcommand("dump", "print every record of a journal, one a line");
   dump->add_option("--journal", d->journal_dir, "journal directory")->required();
   dump->add_option("VOLUME", d->volume, "only this volume's records");
+  AddWaitOption(dump);
   dump->callback([d, exit_code] { *exit_code = RunDump(*d); });
 
   auto v = std::make_shared<VerifyArgs>();
@@ -134,6 +137,7 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   verify->add_option("--journal", v->journal_dir, "journal directory")->required();
   verify->add_option("VOLUME", v->volume, "only this volume");
   verify->add_flag("--json", v->json, "print JSON");
+  AddWaitOption(verify);
   verify->callback([v, exit_code] { *exit_code = RunVerify(*v); });
 
   auto f = std::make_shared<FloorArgs>();
@@ -143,6 +147,7 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   floors->add_option("--read", f->read_floor, "lowest format version that may read")->required();
   floors->add_option("--write", f->write_floor, "lowest format version that may write")
       ->required();
+  AddWaitOption(floors);
   floors->callback([f, exit_code] { *exit_code = RunSetFloors(*f); });
 }
 

@@ -105,7 +105,7 @@ int RunMount(const MountArgs& a) {
       journal::OpenOptions jo;
       jo.read_only = true;  // a RocksDB secondary when a daemon writes the journal
       jo.block_cache_bytes = a.cache_mib << 20;
-      BOOST_OUTCOME_TRY(j, journal::Journal::Open(a.journal_dir, jo));
+      BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, jo));  // waits for a starting daemon
       BOOST_OUTCOME_TRY(resolved, ResolveVolumeSet(*j, a.volume, a.group, spec, NowNs()));
       set = resolved;
       // One journal for every member: PointReaders of different volumes may
@@ -218,6 +218,7 @@ void AddMountCommand(CLI::App& app, int* exit_code) {
                   "read cache in MiB (the journal's block cache; with --target, fetched blocks)")
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "print the ready line (and the final one) as JSON");
+  AddWaitOption(cmd);
   cmd->callback([a, exit_code] { *exit_code = RunMount(*a); });
 }
 

@@ -135,11 +135,15 @@ int RunBookmark(const BookmarkArgs& a) {
       BOOST_OUTCOME_TRY(client, a.remote.Client());
       answer = client->Call("POST", target::RemoteClient::VolumePath(a.volume, "bookmarks"),
                             {{"name", a.name}});
-    } else if (auto daemon = RunningDaemon(a.journal_dir); daemon && daemon->contains("control")) {
-      // A daemon owns the journal: the bookmark goes through it, ordered
-      // with the writes it receives.
-      answer = target::ControlCall(daemon->at("control").get<std::string>(), "POST",
-                                   "/v1/volumes/" + a.volume + "/bookmarks", {{"name", a.name}});
+    } else {
+      BOOST_OUTCOME_TRY(daemon, ReadyDaemon(a.journal_dir, DaemonWait()));
+      if (daemon && daemon->contains("control")) {
+        // A daemon owns the journal: the bookmark goes through it, ordered
+        // with the writes it receives.
+        answer = target::ControlCall(daemon->at("control").get<std::string>(), "POST",
+                                     "/v1/volumes/" + a.volume + "/bookmarks",
+                                     {{"name", a.name}});
+      }
     }
     if (answer) {
       BOOST_OUTCOME_TRY(out, std::move(*answer));
@@ -183,6 +187,7 @@ void AddPointsCommands(CLI::App& app, int* exit_code) {
                      "with --target: the directory of its drill records (see drill start)");
   points->add_flag("--flushes", p->flushes, "also list FLUSH and FUA points");
   points->add_flag("--json", p->json, "print JSON");
+  AddWaitOption(points);
   points->callback([p, exit_code] { *exit_code = RunPoints(*p); });
 
   auto b = std::make_shared<BookmarkArgs>();
@@ -192,6 +197,7 @@ void AddPointsCommands(CLI::App& app, int* exit_code) {
   bm->add_option("VOLUME", b->volume, "volume name")->required();
   bm->add_option("NAME", b->name, "bookmark name, unique per volume")->required();
   bm->add_flag("--json", b->json, "print JSON");
+  AddWaitOption(bm);
   bm->callback([b, exit_code] { *exit_code = RunBookmark(*b); });
 }
 

@@ -84,9 +84,14 @@ int RunProtect(const ProtectArgs& a) {
       BOOST_OUTCOME_TRY(backing, capture::Backing::Open(path));
       backings.push_back(std::move(backing));
     }
+    // Readiness (docs/design.md#readiness): the lock and a "starting"
+    // record first, then the NBD address is bound (a bad --listen fails
+    // before the import), and clients get the socket only once the journal,
+    // the tap, the control socket and daemon.json are all there.
     BOOST_OUTCOME_TRY(lock, DaemonLock::Acquire(a.journal_dir));
     capture::nbd::ServerOptions sopts;
     sopts.listen = a.listen;
+    sopts.defer_listen = true;
     std::vector<std::shared_ptr<DeferredDevice>> devices;
     for (size_t i = 0; i < backings.size(); ++i) {
       devices.push_back(std::make_shared<DeferredDevice>(backings[i]->size_bytes(), i));
@@ -101,7 +106,9 @@ int RunProtect(const ProtectArgs& a) {
         for (auto& d : *devices) d->Abort();
       }
     } abort_on_exit{&devices};
-    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/true, /*create=*/true));
+    journal::OpenOptions jo;
+    jo.create_if_missing = true;
+    BOOST_OUTCOME_TRY(j, journal::Journal::Open(a.journal_dir, jo));  // we hold its lock
     for (const std::string& name : names) {
       if (auto existing = j->FindVolume(name);
           existing && a.block_given && existing.value().block_bytes != a.block_bytes) {
@@ -153,6 +160,7 @@ int RunProtect(const ProtectArgs& a) {
     g_server = server.get();
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
+    TM_RETURN_IF_ERROR(server->Ready());
     if (replayed) {
       std::fprintf(stderr, "tidemark: replayed %s of the journal's tail onto the volumes\n",
                    HumanBytes(replayed).c_str());
@@ -165,7 +173,10 @@ int RunProtect(const ProtectArgs& a) {
                   static_cast<unsigned long long>(latest.seq));
     }
     std::fflush(stdout);
+    NotifyReady("protecting " + (a.volumes.group.empty() ? names[0] : a.volumes.group) + " at " +
+                server->address());
     server->Wait();
+    NotifyStopping();
     server->Stop();
     g_server = nullptr;
     control->Stop();

@@ -156,6 +156,7 @@ void AddRestoreCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(1u, 64u));
   cmd->add_flag("--progress", a->progress, "show progress on stderr (default on a terminal)");
   cmd->add_flag("--json", a->json, "print the result as JSON");
+  AddWaitOption(cmd);
   cmd->callback([a, exit_code] { *exit_code = RunRestore(*a); });
 }
 

@@ -48,6 +48,11 @@ void Collect(const std::string& dir, const char* kind, nlohmann::json* volumes) 
     volumes->push_back({{"daemon", kind}, {"dir", dir}, {"state", "stopped"}});
     return;
   }
+  if (record->value("state", "") != "ready") {  // importing, syncing: not serving yet
+    volumes->push_back({{"daemon", kind}, {"dir", dir}, {"state", "starting"},
+                        {"pid", record->value("pid", 0)}});
+    return;
+  }
   std::string control = record->value("control", "");
   auto body = control.empty() ? Result<nlohmann::json>(Status::NotFound("no control socket"))
                               : target::ControlCall(control, "GET", "/v1/status", nullptr,
@@ -85,7 +90,7 @@ int RunStatus(StatusArgs a) {
       auto record = RunningDaemon(config.data_dir);
       nlohmann::json t = {{"config", a.config}, {"data", config.data_dir}};
       if (record) {
-        t["state"] = "running";
+        t["state"] = record->value("state", "") == "ready" ? "running" : "starting";
         t["pid"] = record->value("pid", 0);
         t["listen"] = record->value("listen", "");
       } else {

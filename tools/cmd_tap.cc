@@ -108,10 +108,13 @@ int RunTap(TapArgs a) {
       backings.push_back(std::move(backing));
     }
     if (a.state_dir.empty()) a.state_dir = DefaultStateDir(group.empty() ? names[0] : group);
+    // Readiness as `protect` (docs/design.md#readiness): the NBD socket
+    // appears only once the target took the volumes and daemon.json is there.
     BOOST_OUTCOME_TRY(lock, DaemonLock::Acquire(a.state_dir));
     BOOST_OUTCOME_TRY(tap_id, TapId(a.state_dir));
     capture::nbd::ServerOptions sopts;
     sopts.listen = a.listen;
+    sopts.defer_listen = true;
     std::vector<std::shared_ptr<DeferredDevice>> devices;
     for (size_t i = 0; i < backings.size(); ++i) {
       devices.push_back(std::make_shared<DeferredDevice>(backings[i]->size_bytes(), i));
@@ -199,6 +202,7 @@ int RunTap(TapArgs a) {
     g_server = server.get();
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
+    TM_RETURN_IF_ERROR(server->Ready());
     for (size_t i = 0; i < names.size(); ++i) {
       std::printf("tapping %s (%s)%s at %s; shipping to %s as tenant %s from seq %llu\n",
                   names[i].c_str(), a.volumes.paths[i].c_str(),
@@ -206,7 +210,10 @@ int RunTap(TapArgs a) {
                   a.target.c_str(), a.tenant.c_str(), static_cast<unsigned long long>(topts.last_seq));
     }
     std::fflush(stdout);
+    NotifyReady("tapping " + (group.empty() ? names[0] : group) + " at " + server->address() +
+                ", shipping to " + a.target);
     server->Wait();
+    NotifyStopping();
     server->Stop();
     g_server = nullptr;
     control->Stop();

@@ -26,15 +26,20 @@ int RunServe(const std::string& config_path) {
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-    BOOST_OUTCOME_TRY(server, target::TargetServer::Start(config));
+    // Readiness (docs/design.md#readiness): bound at once, listening only
+    // once daemon.json says where.
+    BOOST_OUTCOME_TRY(server, target::TargetServer::Start(config, /*defer_listen=*/true));
     TM_RETURN_IF_ERROR(lock->Publish({{"pid", getpid()},
                                       {"listen", server->listen_address()},
                                       {"config", std::filesystem::absolute(config_path)}}));
+    TM_RETURN_IF_ERROR(server->Ready());
     std::printf("target serving %s on %s (TLS 1.3)\n", config.data_dir.c_str(),
                 server->listen_address().c_str());
     std::fflush(stdout);
+    NotifyReady("target serving " + config.data_dir + " on " + server->listen_address());
     int sig = 0;
     sigwait(&stop, &sig);
+    NotifyStopping();
     server->Stop();
     target::ServerStats st = server->stats();
     std::printf("target stopped: %llu sessions, %llu writes (%s) ingested\n",

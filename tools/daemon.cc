@@ -1,11 +1,17 @@
 #include "daemon.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace tidemark::tools {
 
@@ -30,13 +36,22 @@ Result<std::unique_ptr<DaemonLock>> DaemonLock::Acquire(const std::string& dir) 
   if (ec) return Status::FromErrno(ec.value(), "create journal directory " + dir);
   int fd = ::open(LockPath(dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "open " + LockPath(dir));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    auto rec = ReadRecord(dir);
-    std::string who = rec && rec->contains("pid") ? " (pid " + rec->at("pid").dump() + ")" : "";
-    return Status::TryAgain("journal " + dir + " is in use by another tidemark daemon" + who);
+  // Commands probe the lock with a shared flock for an instant
+  // (RunningDaemon): a daemon starting at that instant tries again for a
+  // second before it calls the directory taken.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) {
+      ::close(fd);
+      auto rec = ReadRecord(dir);
+      std::string who = rec && rec->contains("pid") ? " (pid " + rec->at("pid").dump() + ")" : "";
+      return Status::TryAgain("journal " + dir + " is in use by another tidemark daemon" + who);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return std::unique_ptr<DaemonLock>(new DaemonLock(dir, fd));
+  std::unique_ptr<DaemonLock> lock(new DaemonLock(dir, fd));
+  TM_RETURN_IF_ERROR(lock->Write({{"pid", getpid()}, {"state", "starting"}}));
+  return lock;
 }
 
 DaemonLock::~DaemonLock() {
@@ -45,6 +60,12 @@ DaemonLock::~DaemonLock() {
 }
 
 Status DaemonLock::Publish(const nlohmann::json& record) {
+  nlohmann::json ready = record;
+  ready["state"] = "ready";
+  return Write(ready);
+}
+
+Status DaemonLock::Write(const nlohmann::json& record) {
   std::string tmp = RecordPath(dir_) + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -63,8 +84,60 @@ std::optional<nlohmann::json> RunningDaemon(const std::string& dir) {
   bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
   ::close(fd);
   if (!held) return std::nullopt;
-  return ReadRecord(dir);
+  // Held but no record yet: the daemon is between its lock and its record.
+  return ReadRecord(dir).value_or(nlohmann::json::object());
 }
+
+Result<std::optional<nlohmann::json>> ReadyDaemon(const std::string& dir,
+                                                  std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    std::optional<nlohmann::json> rec = RunningDaemon(dir);
+    if (!rec) return std::optional<nlohmann::json>();
+    if (rec->is_object() && rec->value("state", "") == "ready") return rec;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Status::TryAgain(dir + ": daemon starting");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+namespace {
+void Notify(const std::string& message) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || path[0] == '\0') return;
+  struct sockaddr_un sa = {};
+  sa.sun_family = AF_UNIX;
+  size_t n = std::strlen(path);
+  if ((path[0] != '/' && path[0] != '@') || n >= sizeof(sa.sun_path)) {
+    spdlog::warn("NOTIFY_SOCKET {} is not a unix socket path; not notifying", path);
+    return;
+  }
+  std::memcpy(sa.sun_path, path, n);
+  if (path[0] == '@') sa.sun_path[0] = '\0';  // abstract namespace
+  socklen_t len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + n);
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    spdlog::warn("sd_notify: socket: {}", std::strerror(errno));
+    return;
+  }
+  if (::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL,
+               reinterpret_cast<struct sockaddr*>(&sa), len) < 0) {
+    spdlog::warn("sd_notify to {}: {}", path, std::strerror(errno));
+  }
+  ::close(fd);
+}
+}  // namespace
+
+void NotifyReady(const std::string& status_line) {
+  std::string status = status_line;
+  for (char& c : status) {
+    if (c == '\n') c = ' ';
+  }
+  Notify("READY=1\nSTATUS=" + status + "\nMAINPID=" + std::to_string(getpid()) + "\n");
+}
+
+void NotifyStopping() { Notify("STOPPING=1\n"); }
 
 Result<std::vector<std::string>> VolumeNames(const VolumeArgs& a, bool names_required) {
   if (a.paths.empty()) return Status::InvalidArgument("--volume is required");

@@ -198,8 +198,11 @@ live_demo() {
     "$tm" protect --volume disk.img --journal "$j" --listen "unix:$sock" --name disk \
         >protect.out 2>protect.err &
     live_pids+=($!)
-    wait_for 30 "protect to start" grep -q '^protecting ' protect.out ||
+    # Its socket appears only when it is ready (docs/design.md#readiness): wait for it.
+    printf '$ while [ ! -S %s ]; do sleep 0.1; done\n' "$sock"
+    wait_for 60 "protect's socket" test -S "$sock" ||
         { cat protect.out protect.err >&2; return 1; }
+    wait_for 10 "protect's ready line" grep -q '^protecting ' protect.out
     sed 's/^/  /' protect.out
     tidemark bookmark --journal "$j" disk monday
 

@@ -120,17 +120,29 @@ struct ServerOptions {
   // Stop() lets in-flight replies go out for this long, then cuts the sockets
   // of clients that do not read them (their later replies are dropped).
   std::chrono::milliseconds stop_grace{10000};
+  // Bind at Start() but accept no client before Ready(): a daemon takes its
+  // address first (a bad or busy --listen fails before any slow start-up
+  // work) and is reachable only once it can serve. A TCP port is bound but
+  // not listening until then (clients are refused); a unix socket is bound
+  // as PATH.tmp and renamed to PATH by Ready(), so that PATH appearing means
+  // ready (docs/design.md#readiness).
+  bool defer_listen = false;
 };
 
 class Server {
  public:
-  // Binds and listens (a stale unix socket file is replaced; the file is
-  // removed again by Stop()); kInvalidArgument for a bad address, no exports,
+  // Binds and listens, or only binds with options.defer_listen (a stale unix
+  // socket file is removed; the file is removed again by Stop());
+  // kInvalidArgument for a bad address, no exports,
   // duplicate export names or bad block sizes (min/preferred must be powers of
   // two, min <= 64 KiB, min <= preferred <= max); kIOError when it cannot
   // bind.
   static Result<std::unique_ptr<Server>> Start(ServerOptions options);
   ~Server();  // Stop()s
+  // With ServerOptions::defer_listen: starts listening (TCP) or renames
+  // PATH.tmp to PATH (unix), and accepts clients from now on. Idempotent; a
+  // no-op without defer_listen. kIOError when listen() or rename() fails.
+  Status Ready();
   // Stops accepting, closes every connection after in-flight replies (see
   // ServerOptions::stop_grace), joins. Idempotent; concurrent calls wait for
   // the first to finish.

@@ -30,8 +30,14 @@ class TargetServer {
  public:
   // Loads the TLS files and tenants of `config`, binds config.listen
   // (port 0 picks one) and serves on its own threads until Stop().
+  // With `defer_listen` the port is bound but refuses clients until Ready()
+  // (docs/design.md#readiness: the daemon publishes its record first).
   // kInvalidArgument / kIOError with the file or address in the message.
-  static Result<std::unique_ptr<TargetServer>> Start(const TargetConfig& config);
+  static Result<std::unique_ptr<TargetServer>> Start(const TargetConfig& config,
+                                                     bool defer_listen = false);
+  // Listens and serves (after Start with defer_listen; otherwise a no-op).
+  // kIOError when listen() fails.
+  Status Ready();
   ~TargetServer();  // Stop()s
   TargetServer(const TargetServer&) = delete;
   TargetServer& operator=(const TargetServer&) = delete;
