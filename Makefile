@@ -3,7 +3,7 @@
 #   make test   install what is missing, build (also ASan+UBSan), run every test,
 #               end with "N passed, N failed, N skipped"
 #   make bench  build and run the benchmarks
-.PHONY: all deps build build-asan demo test bench clean
+.PHONY: all deps build build-demo build-asan demo test bench clean
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -19,13 +19,17 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# Only what the demo runs: the tidemark binary (a full build is ~150 targets).
+build-demo: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) tools/tidemark
+
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) --buildtype=debug -Dwerror=false -Db_sanitize=address,undefined -Db_lundef=false -Dbench=disabled
 
 build-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 
-demo: build
+demo: build-demo
 	@tools/demo.sh $(BUILD)/tools/tidemark
 
 test: build build-asan
