@@ -1,7 +1,7 @@
 // Journal format choice (issue #2): which RocksDB layout and which block codec
 // the journal uses, chosen by measurement. Results: docs/benchmarks.md.
 //
-// Layouts (DESIGN.md decision 4):
+// Layouts (docs/design.md#journal-format):
 //   versioned       blocks CF: be32 volume | be64 block | be64 ~seq -> value
 //   versioned+blob  the same, values in integrated BlobDB files
 //   seqdata+index   data CF: be32 space | be64 seq | be32 index -> value, plus

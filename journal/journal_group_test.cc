@@ -1,4 +1,4 @@
-// Consistency groups (DESIGN.md decision 3): volumes sharing one seq space;
+// Consistency groups (docs/design.md#consistency-groups): volumes sharing one seq space;
 // each member's seq 0 image is seq i of the space, in member order, and the
 // group's first point is the last of them.
 #include "journal_test_util.h"

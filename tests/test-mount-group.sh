@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Group mounts and group drills (issue #5 follow-up; DESIGN.md decisions 3 and 8): `protect`
+# Group mounts and group drills (issue #5 follow-up; docs/design.md#consistency-groups, docs/design.md#reads-of-the-past): `protect`
 # serves two volumes as group vm1; qemu-io writes different data to each, bookmark b1, more
 # writes.
 # - `mount --group vm1 --bookmark b1` serves one export per member, named by the member, each

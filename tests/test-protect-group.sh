@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Consistency groups (issue 4, item 5; DESIGN.md decision 3): one `protect` and one remote
+# Consistency groups (issue 4, item 5; docs/design.md#consistency-groups): one `protect` and one remote
 # `tap` each serve two volumes as one group (one seq space). Writes go to both volumes; a
 # bookmark taken through either volume is the group's; `restore --group G --output-dir DIR`
 # gives every volume at that one seq, byte-equal to copies of both backings taken at the

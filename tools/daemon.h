@@ -56,7 +56,7 @@ void NotifyStopping();
 
 // The volumes a daemon (`protect`, `tap`) serves: --volume PATH and --name
 // NAME repeated, the i-th name for the i-th volume; several volumes are one
-// consistency group and need --group G (DESIGN.md decision 3).
+// consistency group and need --group G (docs/design.md#consistency-groups).
 struct VolumeArgs {
   std::vector<std::string> paths, names;
   std::string group;

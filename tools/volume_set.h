@@ -1,6 +1,6 @@
 // VOLUME | --group G: the volumes a reading command (restore, mount, drill
 // start) acts on, and the one point it reads them at. A consistency group's
-// members share one seq space (DESIGN.md decision 3), so a group's point is
+// members share one seq space (docs/design.md#consistency-groups), so a group's point is
 // one seq, resolved once, through its first member; every member is read at
 // that seq.
 #pragma once

@@ -1,7 +1,7 @@
-// The tap's activity log (DESIGN.md decision 5, remote; as DRBD's): a small
-// on-disk bitmap of coarse volume extents that may hold writes the target
-// has not acknowledged. An extent is marked, durably, before any write to it
-// reaches the backing; it is cleared once every write to it was
+// The tap's activity log (docs/design.md#durable-before-acknowledged, remote;
+// as DRBD's): a small on-disk bitmap of coarse volume extents that may hold
+// writes the target has not acknowledged. An extent is marked, durably, before
+// any write to it reaches the backing; it is cleared once every write to it was
 // acknowledged. After a tap crash, only the marked extents are resent.
 // See docs/format-tap-state.md#activity-log.
 //

@@ -1,4 +1,4 @@
-// The tap's dirty-block bitmap (DESIGN.md decision 6): past the spill cap,
+// The tap's dirty-block bitmap (docs/design.md#the-source-queue): past the spill cap,
 // the shipping queue is dropped and only which blocks changed is kept, on
 // disk, so that it survives a restart; the blocks are later resent from the
 // backing (a resync, inside an UNORDERED interval).

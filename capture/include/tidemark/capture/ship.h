@@ -1,5 +1,6 @@
-// Shipping: the tap's recorder in remote mode (`tidemark tap`, DESIGN.md
-// decisions 5, 6, 10). Recorded writes wait in a queue until the target
+// Shipping: the tap's recorder in remote mode (`tidemark tap`;
+// docs/design.md#durable-before-acknowledged, docs/design.md#the-source-queue,
+// docs/design.md#security). Recorded writes wait in a queue until the target
 // acknowledges them durable; a connection thread streams them over TLS 1.3
 // (docs/protocol.md), reconnects with backoff and resends from the last
 // acknowledged seq. Before a write reaches the backing its extent is marked
@@ -30,7 +31,7 @@ struct ShipOptions {
   std::string token;        // never logged
   std::string tap_id;       // stable across restarts of this tap
   // The volumes shipped: one, or a consistency group's members in member
-  // order (one seq space; DESIGN.md decision 3).
+  // order (one seq space; docs/design.md#consistency-groups).
   struct Volume {
     std::string name;
     uint64_t size_bytes = 0;

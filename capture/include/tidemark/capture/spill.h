@@ -1,4 +1,4 @@
-// The shipping queue's disk spill (DESIGN.md decision 6): when the memory
+// The shipping queue's disk spill (docs/design.md#the-source-queue): when the memory
 // queue is full, writes wait in append-only segment files in the tap's state
 // directory (STATE/spill/NNNNNNNN.seg) instead of blocking the workload, and
 // move back to memory, oldest first, as the target acknowledges. A FIFO.

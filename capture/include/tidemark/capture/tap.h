@@ -1,6 +1,7 @@
 // The tap: an NBD block device in front of a backing file or block device
 // that records every write, in receipt order, before it reaches the backing
-// (DESIGN.md decisions 2 and 5).
+// (docs/design.md#order-is-the-contract,
+// docs/design.md#durable-before-acknowledged).
 //
 // Each WRITE, TRIM and WRITE_ZEROES gets a seq and a wall-clock time when it
 // is received (Submit() runs in receipt order per connection; seqs are
@@ -17,9 +18,9 @@
 // recorder could lose in a process crash, and a read sees every write
 // answered before it.
 //
-// A tap serves one volume or a consistency group of several (DESIGN.md
-// decision 3): the members share one seq space and one writer, so that a
-// seq is a point of all of them; each member is its own NBD export
+// A tap serves one volume or a consistency group of several
+// (docs/design.md#consistency-groups): the members share one seq space and
+// one writer, so that a seq is a point of all of them; each member is its own NBD export
 // (Member(i)) over its own backing.
 //
 // Thread-safety: Submit() from any connection thread; the rest from one.

@@ -196,7 +196,7 @@ std::string EncodeCheckpoint(Seq seq);
 Result<Seq> DecodeCheckpoint(std::string_view stored);
 
 // Seqs after the key's `after` were written out of order (a remote tap's
-// resync, DESIGN.md decision 6) up to `upto`: none of (after, upto) is a
+// resync, docs/design.md#the-source-queue) up to `upto`: none of (after, upto) is a
 // point. upto == kNoSeq: the interval is still open.
 struct UnorderedRecord {
   Seq upto = kNoSeq;
@@ -206,7 +206,7 @@ struct UnorderedRecord {
 std::string EncodeUnordered(const UnorderedRecord& rec);
 Result<UnorderedRecord> DecodeUnordered(std::string_view stored);
 
-// A consistency group (DESIGN.md decision 3): volumes sharing the seq space
+// A consistency group (docs/design.md#consistency-groups): volumes sharing the seq space
 // `space` (the first volume's id). The i-th volume's seq 0 image is seq i of
 // the space; the group's first point is seq volumes.size()-1.
 struct GroupRecord {

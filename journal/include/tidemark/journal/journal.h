@@ -1,6 +1,6 @@
 // The journal: an ordered stream of block writes kept as copy-on-write block
 // versions in RocksDB, from which any point can be read back.
-// See docs/format-journal.md for what is stored and DESIGN.md decision 2 for
+// See docs/format-journal.md for what is stored and docs/design.md#order-is-the-contract for
 // the write semantics.
 //
 // Writer API: Apply() takes writes in seq order; they are group-committed,
@@ -70,7 +70,7 @@ struct VolumeSpec {
   uint32_t block_bytes = kDefaultBlockBytes;
 };
 
-// A consistency group (DESIGN.md decision 3): volumes sharing one seq
+// A consistency group (docs/design.md#consistency-groups): volumes sharing one seq
 // space, so that one seq is a point of all of them.
 struct GroupInfo {
   std::string name;
@@ -211,7 +211,7 @@ class Journal {
   Result<uint64_t> StagedImportEnd(uint32_t volume) const;
   Result<Seq> FinishStagedImport(uint32_t volume, TimeNs time_ns);
 
-  // Unordered intervals (a remote tap's resync, DESIGN.md decision 6): the
+  // Unordered intervals (a remote tap's resync, docs/design.md#the-source-queue): the
   // seqs after `after` are written out of order until EndUnordered(upto).
   // No seq in (after, upto) is a point: Resolve refuses such a seq, a time
   // inside resolves to `after`, Latest is `after` while the interval is
@@ -245,7 +245,7 @@ class Journal {
   // the volume has none.
   Result<Point> First(uint32_t volume) const;
   Result<Point> Latest(uint32_t volume) const;
-  // Resolves a point spec (DESIGN.md decision 2): a seq between first and
+  // Resolves a point spec (docs/design.md#order-is-the-contract): a seq between first and
   // latest (a seq in a gap resolves to the newest seq below it), the newest
   // seq at or before a time (a time after the latest but not after now_ns is
   // the latest; before the first or after now_ns is kInvalidArgument), a

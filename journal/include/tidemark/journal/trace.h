@@ -1,4 +1,4 @@
-// Block I/O traces in the MQSim text format (../shared/traces/README.md):
+// Block I/O traces in the MQSim text format (tests/data/traces/README.md):
 // `time_ns device lba sectors type` per line, type 0 = write, 1 = read.
 // Folding onto a volume and the write payload follow that README exactly, so
 // that every replay of a trace writes the same bytes.

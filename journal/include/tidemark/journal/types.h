@@ -41,7 +41,7 @@ enum SeqFlags : uint8_t {
   kSeqFlush = 1 << 1,  // a FLUSH completed covering this seq
 };
 
-// One write of the ordered stream (DESIGN.md decision 2), as the tap hands
+// One write of the ordered stream (docs/design.md#order-is-the-contract), as the tap hands
 // it on and the journal takes it. Offsets and lengths are bytes, multiples
 // of 512; data holds length_bytes bytes for kWrite and is empty otherwise
 // (it points into the caller's buffer).

@@ -1,4 +1,4 @@
-// DR drills (DESIGN.md decision 8, issue #5): a drill is a named, writable
+// DR drills (docs/design.md#reads-of-the-past, issue #5): a drill is a named, writable
 // virtual snapshot of one point of a volume, or of every member of a
 // consistency group at one group point (a `tidemark mount --writable`
 // process: recovery/snapshot.h) with a record of what was checked and what

@@ -1,4 +1,4 @@
-// Virtual snapshots (DESIGN.md decision 8): one point of a volume served as
+// Virtual snapshots (docs/design.md#reads-of-the-past): one point of a volume served as
 // an NBD block device, read straight from the journal (no restore first),
 // optionally behind a private copy-on-write overlay that is thrown away.
 //

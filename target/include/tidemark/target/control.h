@@ -1,4 +1,4 @@
-// The daemons' control API (DESIGN.md decision 11): JSON over HTTP/1.1
+// The daemons' control API (docs/design.md#control-plane): JSON over HTTP/1.1
 // (Boost.Beast), served on a unix socket by `tidemark protect` and
 // `tidemark target serve`, and called by the CLI.
 //

@@ -1,5 +1,5 @@
 // The embedded target: `tidemark protect` records the tap's writes straight
-// into a local journal, in process (DESIGN.md decision 5, embedded).
+// into a local journal, in process (docs/design.md#durable-before-acknowledged, embedded).
 //
 // Thread-safety: every method may be called from any thread; calls are
 // serialised on one mutex (the tap's writer thread and the control API

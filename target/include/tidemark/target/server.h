@@ -1,9 +1,10 @@
-// The target server (`tidemark target serve`, DESIGN.md decisions 5, 10, 11):
-// accepts taps over TLS 1.3 on one port, authenticates them as tenants, and
-// ingests their ordered write streams (docs/protocol.md) into one journal
-// per tenant (DATA/tenants/NAME/journal), acknowledging a seq only once it
-// is durable (WAL synced, group-committed). A tenant sees only the volumes
-// in its own journal.
+// The target server (`tidemark target serve`,
+// docs/design.md#durable-before-acknowledged, docs/design.md#security,
+// docs/design.md#control-plane): accepts taps over TLS 1.3 on one port,
+// authenticates them as tenants, and ingests their ordered write streams
+// (docs/protocol.md) into one journal per tenant (DATA/tenants/NAME/journal),
+// acknowledging a seq only once it is durable (WAL synced, group-committed). A
+// tenant sees only the volumes in its own journal.
 //
 // Thread-safety: Start() and the accessors from any thread; Stop() from any
 // thread but a session's.

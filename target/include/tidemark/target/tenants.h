@@ -1,4 +1,4 @@
-// Tenants and their tokens (DESIGN.md decision 10): DATA/tenants.json.
+// Tenants and their tokens (docs/design.md#security): DATA/tenants.json.
 //
 // A tap authenticates as a tenant with a bearer token, "tmk_" followed by 43
 // base64url characters (32 random bytes from RAND_bytes). The target keeps

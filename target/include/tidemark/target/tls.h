@@ -1,4 +1,4 @@
-// The target's certificates (DESIGN.md decision 10): a private CA and the
+// The target's certificates (docs/design.md#security): a private CA and the
 // server certificate it signs, created once by `tidemark target init`. Taps
 // trust the CA (they get a copy of ca.crt); the server presents server.crt.
 //
