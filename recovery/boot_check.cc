@@ -64,6 +64,46 @@ void ReadMore(int fd, std::string* text) {
   }
 }
 
+// Watches a console log for the marker and then for the end of its line.
+class MarkerLine {
+ public:
+  explicit MarkerLine(const std::string& marker) : marker_(marker) {}
+
+  // Takes the console text read so far (a longer prefix each call) at `now`.
+  void Update(const std::string& text, Clock::time_point now) {
+    if (text.size() != size_) {
+      size_ = text.size();
+      last_growth_ = now;
+    }
+    if (at_ == std::string::npos) {
+      // A marker split across reads: search again from where it may start.
+      size_t from = scanned_ >= marker_.size() ? scanned_ - marker_.size() + 1 : 0;
+      at_ = text.find(marker_, from);
+      scanned_ = text.size();
+      if (at_ == std::string::npos) return;
+      seen_ = now;
+      newline_from_ = at_ + marker_.size();
+    }
+    if (!newline_) {
+      newline_ = text.find('\n', newline_from_) != std::string::npos;
+      newline_from_ = text.size();
+    }
+  }
+  bool seen() const { return at_ != std::string::npos; }
+  Clock::time_point seen_at() const { return seen_; }
+  // The marker's line has its newline, or the console has not grown for
+  // `quiet` since the marker showed (a prompt waiting for input).
+  bool Complete(Clock::time_point now, milliseconds quiet) const {
+    return seen() && (newline_ || now - last_growth_ >= quiet);
+  }
+
+ private:
+  const std::string& marker_;
+  size_t size_ = 0, scanned_ = 0, at_ = std::string::npos, newline_from_ = 0;
+  bool newline_ = false;
+  Clock::time_point last_growth_{}, seen_{};
+};
+
 std::string FileTail(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -120,6 +160,9 @@ Result<BootCheckResult> BootCheck(const BootCheckOptions& o) {
     if (d.empty()) return Status::InvalidArgument("boot check: an extra drive is empty");
   }
   if (o.timeout.count() <= 0) return Status::InvalidArgument("boot check: the timeout is 0");
+  if (o.prompt_quiet.count() <= 0) {
+    return Status::InvalidArgument("boot check: prompt_quiet is 0");
+  }
   int fd = ::open(o.console_log.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "create " + o.console_log);
   const std::string qemu_log = o.console_log + ".qemu";
@@ -151,31 +194,35 @@ Result<BootCheckResult> BootCheck(const BootCheckOptions& o) {
   auto elapsed = [&] { return std::chrono::duration_cast<milliseconds>(Clock::now() - t0); };
   BootCheckResult r;
   std::string text;
-  size_t scanned = 0;
-  auto seen = [&] {
+  MarkerLine marker(o.marker);
+  auto poll_console = [&] {
     ReadMore(fd, &text);
-    size_t from = scanned >= o.marker.size() ? scanned - o.marker.size() + 1 : 0;
-    scanned = text.size();
-    return text.find(o.marker, from) != std::string::npos;
+    marker.Update(text, Clock::now());
   };
   auto last = [&] {
     std::string l = LastConsoleLine(text);
     return l.empty() ? std::string("the console stayed empty") : "last console line: " + l;
   };
   const std::string quoted = "'" + o.marker + "'";
+  auto pass = [&] {
+    r.passed = true;
+    r.elapsed = elapsed();
+    r.reason = "marker " + quoted + " seen after " +
+               Secs(std::chrono::duration_cast<milliseconds>(marker.seen_at() - t0));
+  };
   std::optional<int> exited;
   for (;;) {
-    if (seen()) {
-      r.passed = true;
-      r.elapsed = elapsed();
-      r.reason = "marker " + quoted + " seen after " + Secs(r.elapsed);
+    poll_console();
+    // qemu is stopped only once the marker's line is whole in the log.
+    if (marker.Complete(Clock::now(), o.prompt_quiet)) {
+      pass();
       break;
     }
     if ((exited = ExitedChild(pid))) {
+      poll_console();  // what it printed just before it exited
       r.elapsed = elapsed();
-      if (seen()) {  // printed just before it exited
-        r.passed = true;
-        r.reason = "marker " + quoted + " seen after " + Secs(r.elapsed);
+      if (marker.seen()) {
+        pass();
       } else if (WIFEXITED(*exited) && WEXITSTATUS(*exited) == 0) {
         r.reason = "the guest powered off after " + Secs(r.elapsed) + " without the marker " +
                    quoted + "; " + last();
@@ -187,6 +234,10 @@ Result<BootCheckResult> BootCheck(const BootCheckOptions& o) {
       break;
     }
     if (elapsed() >= o.timeout) {
+      if (marker.seen()) {  // in time, its line still being written
+        pass();
+        break;
+      }
       r.elapsed = elapsed();
       r.reason = "no marker " + quoted + " within " + TimeoutText(o.timeout) + "; " + last();
       break;
