@@ -17,7 +17,6 @@ source "$TM_SOURCE_ROOT/tests/lib/boot.sh"
 export PATH=$PATH:/usr/sbin:/sbin
 
 requires qemu-system-x86_64 qemu-io qemu-img sha256sum python3 "$TIDEMARK"
-boot_timeout_s=${BOOT_TIMEOUT_S:-150}
 T() { "$TIDEMARK" "$@"; }
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 as() { echo --target "$target_addr" --tenant "$1" --token-file "$tmp/$1.token" --ca "$target_ca"; }
@@ -35,12 +34,9 @@ add_tenant "$target_conf" alice "$tmp/alice.token"
 add_tenant "$target_conf" bob "$tmp/bob.token"
 start_target "$target_conf"
 start_tap "$tmp/vm.img" vm alice "$tmp/alice.token" "$tmp/st-tap" "$tmp/tap.sock"
-for _ in $(seq 300); do
-    [ "$(tap_status "$tmp/st-tap" | json_get 'j["volumes"][0]["state"]')" = protected ] && break
-    sleep 0.2
-done
-[ "$(tap_status "$tmp/st-tap" | json_get 'j["volumes"][0]["state"]')" = protected ] ||
-    fail "the tap did not finish its initial sync"
+tap_protected() { [ "$(tap_status "$tmp/st-tap" | json_get 'j["volumes"][0]["state"]')" = protected ]; }
+wait_for --pid "$tap_pid" --show "$tap_err" 30 "the tap's initial sync (state protected)" \
+    tap_protected
 T bookmark $(as alice) vm b >/dev/null
 
 echo "== drill start --target --boot-check --stop-after-check"

@@ -23,7 +23,6 @@ export PATH=$PATH:/usr/sbin:/sbin
 
 requires qemu-system-x86_64 qemu-img qemu-io nbdcopy timeout debugfs sha256sum cmp python3 \
     "$TIDEMARK"
-boot_timeout_s=${BOOT_TIMEOUT_S:-150}
 T() { "$TIDEMARK" "$@"; }
 img=$tmp/vm.img
 j=$tmp/journal

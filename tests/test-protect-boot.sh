@@ -17,7 +17,6 @@ source "$TM_SOURCE_ROOT/tests/lib/boot.sh"
 export PATH=$PATH:/usr/sbin:/sbin
 
 requires qemu-system-x86_64 qemu-img timeout debugfs e2fsck sha256sum cmp "$TIDEMARK"
-boot_timeout_s=${BOOT_TIMEOUT_S:-60}
 T() { "$TIDEMARK" "$@"; }
 img=$tmp/vm.img
 j=$tmp/journal

@@ -15,7 +15,6 @@ source "$TM_SOURCE_ROOT/tests/lib/boot.sh"
 export PATH=$PATH:/usr/sbin:/sbin
 
 requires qemu-system-x86_64 qemu-img timeout debugfs sha256sum cmp "$TIDEMARK"
-boot_timeout_s=${BOOT_TIMEOUT_S:-150}
 T() { "$TIDEMARK" "$@"; }
 img=$tmp/vm.img
 j=$tmp/journal
