@@ -17,20 +17,14 @@ kill_quiet() { kill "$@" 2>/dev/null || true; }
 
 # start_server LISTEN: starts the server on $img, sets $server_pid and $addr.
 start_server() {
-    local out=$tmp/server.out i
+    local out=$tmp/server.out
     : >"$out"
     "$NBD_TEST_SERVER" --listen "$1" --description "interop test" "$img" >"$out" 2>"$tmp/server.err" &
     server_pid=$!
     cleanup_fn kill_quiet "$server_pid"
-    for ((i = 0; i < 100; i++)); do
-        if grep -q '^ready ' "$out"; then
-            addr=$(awk '/^ready / { print $2; exit }' "$out")
-            return 0
-        fi
-        kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.err" >&2; fail "server exited"; }
-        sleep 0.1
-    done
-    fail "server did not print ready"
+    wait_for --pid "$server_pid" --show "$tmp/server.err" 10 "the server's ready line" \
+        complete_line "$out" '^ready ' >/dev/null
+    addr=$(complete_line "$out" '^ready ' | awk '{ print $2 }')
 }
 
 stop_server() {
@@ -126,7 +120,8 @@ stop_server
 "$NBD_TEST_SERVER" --read-only --listen "unix:$sock" "$img" >"$tmp/ro.out" 2>"$tmp/ro.err" &
 ro_pid=$!
 cleanup_fn kill_quiet "$ro_pid"
-for ((i = 0; i < 100; i++)); do grep -q '^ready' "$tmp/ro.out" && break; sleep 0.1; done
+wait_for --pid "$ro_pid" --show "$tmp/ro.err" 10 "the read-only server's ready line" \
+    complete_line "$tmp/ro.out" '^ready' >/dev/null
 [ "$(nbdinfo --json "$uri" | json_get 'j["exports"][0]["is_read_only"]')" = true ] || fail "read-only flag"
 if qemu-io -f raw "$uri" -c 'write -P 0x66 0 4k' >"$tmp/ro.qemu" 2>&1 &&
     ! grep -qi 'error\|denied\|read-only\|failed' "$tmp/ro.qemu"; then

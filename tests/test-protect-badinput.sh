@@ -24,12 +24,14 @@ bad() { # what CMD...
     echo "ok: $what: $msg"
 }
 # P ARG...: tidemark protect that must be refused. If it starts serving instead, it is
-# stopped after 5 s and P exits 200, which expect_fail_oneline reports as a failure.
+# stopped after 5 s (scaled: a refusal that opens the journal first is slow on a loaded
+# machine) and P exits 200, which expect_fail_oneline reports as a failure.
 P() {
-    local rc=0
-    timeout 5 "$TIDEMARK" protect "$@" || rc=$?
+    local rc=0 limit
+    limit=$(scaled 5)
+    timeout "$limit" "$TIDEMARK" protect "$@" || rc=$?
     if [ "$rc" -eq 124 ]; then
-        echo "(test: protect started serving instead of refusing; stopped after 5 s)" >&2
+        echo "(test: protect started serving instead of refusing; stopped after $limit s)" >&2
         return 200
     fi
     return "$rc"
@@ -80,8 +82,10 @@ import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
 print(s.getsockname()[1], flush=True); time.sleep(120)
 ' >"$tmp/port" &
-cleanup_fn kill_quiet $!
-for ((i = 0; i < 50; i++)); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+holder=$!
+cleanup_fn kill_quiet "$holder"
+port_printed() { complete_line "$tmp/port" '^[0-9]+$' >/dev/null; }
+wait_for --pid "$holder" 10 "the port holder's port" port_printed
 nj
 bad_protect "--listen on a port already taken" \
     --volume "$vol" --journal "$jn" --listen "127.0.0.1:$(cat "$tmp/port")"

@@ -34,6 +34,11 @@ for ((r = 1; r <= rounds; r++)); do
     python3 "$raw" writer "$sock" vm1 "$log" "$r" "$first" "$per_round" "$slot" 8 1000 \
         2>"$tmp/writer.err" &
     writer=$!
+    # The kill comes at a random moment once the writer's writes are acknowledged (a loaded
+    # machine may take longer than the random delay just to start the writer).
+    round_acked() { awk -v r="$r" '$1 == r { n++ } END { exit n < 1 }' "$log"; }
+    wait_for --pid "$writer" --show "$tmp/writer.err" 20 "round $r's first acknowledged write" \
+        round_acked
     ms=$((200 + RANDOM % 1300))
     sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
     kill9_protect

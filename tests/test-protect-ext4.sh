@@ -45,12 +45,9 @@ nbdfuse "$tmp/fuse/disk" "$uri" 2>"$tmp/nbdfuse.err" &
 fuse_pid=$!
 cleanup_fn kill_quiet "$fuse_pid"
 cleanup_fn unmount_if "$tmp/fuse"
-for ((i = 0; i < 100; i++)); do
-    [ "$(stat -c %s "$tmp/fuse/disk" 2>/dev/null)" = "$size" ] && break
-    kill -0 "$fuse_pid" 2>/dev/null || { cat "$tmp/nbdfuse.err" >&2; fail "nbdfuse exited"; }
-    sleep 0.1
-done
-[ "$(stat -c %s "$tmp/fuse/disk")" = "$size" ] || fail "nbdfuse: no $tmp/fuse/disk of $size bytes"
+fuse_ready() { [ "$(stat -c %s "$tmp/fuse/disk" 2>/dev/null)" = "$size" ]; }
+wait_for --pid "$fuse_pid" --show "$tmp/nbdfuse.err" 10 "nbdfuse's $tmp/fuse/disk of $size bytes" \
+    fuse_ready
 dev=$(losetup -f --show "$tmp/fuse/disk")
 cleanup_fn detach_ours "$dev" "$tmp/fuse/disk"
 echo "loop device: $dev"

@@ -72,12 +72,18 @@ expect_fail_oneline T restore --journal "$j" --group nope --latest --output-dir 
 expect_fail_oneline T restore --journal "$j" --group vm1 --latest --output-dir "$tmp/r1"  # exists
 
 echo "== kill -9 during writes to both volumes"
+seq_before=$(T points --journal "$j" sda --json | json_get 'j["latest"]["seq"]')
 for f in "$ua" "$ub"; do
     exp=${f#nbd+unix:///}; exp=${exp%%\?*}
     fio --name=w --ioengine=nbd --uri="$f" --rw=randwrite --bs=4k --iodepth=16 --size=8M \
         --time_based --runtime=30 --output=/dev/null >/dev/null 2>&1 &
 done
-sleep 3
+# The kill comes once writes are flowing (not after a fixed 3 s, in which a loaded machine
+# may not even have started fio).
+writing() {
+    [ "$(T points --journal "$j" sda --json | json_get 'j["latest"]["seq"]')" -ge $((seq_before + 200)) ]
+}
+wait_for 20 "fio's writes through protect (200 seqs)" writing
 kill9_protect
 wait 2>/dev/null || true
 start_protect "$a" "$j" "$sock" "${group_args[@]}"
