@@ -19,8 +19,8 @@ start_mount() {
     "$TIDEMARK" mount "$@" --listen "unix:$sock" >"$mount_out" 2>"$mount_err" &
     mount_pid=$!
     cleanup_fn kill_quiet -9 "$mount_pid"
-    # TODO(#12): mount will create SOCK only when it serves (bind SOCK.tmp, rename) and get
-    # `--wait S`: wait on that then, not on stdout.
+    # TODO(#12): SOCK now appears only when mount serves (docs/design.md#readiness): the
+    # owner of that change may wait for the socket here instead of the ready line.
     wait_for --pid "$mount_pid" --show "$mount_out" --show "$mount_err" 15 \
         "mount's ready line ($*)" complete_line "$mount_out" '^(mounted |\{.*"listen")' >/dev/null
     [ -S "$sock" ] || fail "mount printed its ready line but $sock is not a socket"

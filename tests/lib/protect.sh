@@ -32,8 +32,8 @@ start_protect() {
         >"$protect_out" 2>"$protect_err" &
     protect_pid=$!
     cleanup_fn kill_quiet -9 "$protect_pid"
-    # TODO(#12): protect will create SOCK only when it serves (bind SOCK.tmp, rename) and get
-    # `--wait S`, with "state" in JOURNAL/daemon.json: wait on that then, not on stdout.
+    # TODO(#12): SOCK now appears only when protect serves, after JOURNAL/daemon.json says
+    # "ready" (docs/design.md#readiness): the owner of that change may wait for it here.
     wait_for --pid "$protect_pid" --show "$protect_out" --show "$protect_err" 15 \
         "protect's ready line" complete_line "$protect_out" '^protecting ' >/dev/null
     [ -S "$sock" ] || fail "protect printed its ready line but $sock is not a socket"

@@ -55,8 +55,8 @@ start_target() {
         "$TIDEMARK" target serve --config "$conf" >"$target_out" 2>"$target_out.err" &
         target_pid=$!
         cleanup_fn kill_quiet -9 "$target_pid"
-        # TODO(#12): target serve will get `--wait S` and "state" in DATA/daemon.json: wait
-        # on that then, not on stdout.
+        # TODO(#12): the target now listens only once DATA/daemon.json says "ready"
+        # (docs/design.md#readiness): the owner of that change may wait on that here.
         wait_for --show "$target_out" --show "$target_out.err" 15 "the target's ready line" \
             _target_ready_or_gone
         target_addr=$(complete_line "$target_out" '^target serving ' |
@@ -92,8 +92,8 @@ start_tap() {
         --state "$state" "$@" >"$tap_out" 2>"$tap_err" &
     tap_pid=$!
     cleanup_fn kill_quiet -9 "$tap_pid"
-    # TODO(#12): tap will create SOCK only when it serves (bind SOCK.tmp, rename) and get
-    # `--wait S`, with "state" in STATE/daemon.json: wait on that then, not on stdout.
+    # TODO(#12): SOCK now appears only when the tap serves, after STATE/daemon.json says
+    # "ready" (docs/design.md#readiness): the owner of that change may wait for it here.
     wait_for --pid "$tap_pid" --show "$tap_out" --show "$tap_err" 30 "the tap's ready line" \
         complete_line "$tap_out" '^tapping ' >/dev/null
 }
