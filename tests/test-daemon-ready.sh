@@ -26,6 +26,18 @@ expect_exit() {
         { cat "$tmp/ee.err" >&2; fail "expected one line on stderr: $*"; }
     cat "$tmp/ee.err"
 }
+# poll_fast SECONDS CMD...: CMD every 2 ms (the instant a socket appears matters here),
+# under a deadline of SECONDS scaled for a loaded machine; false when it never held.
+poll_fast() {
+    local end=$((SECONDS + $(scaled "$1")))
+    shift
+    while [ "$SECONDS" -lt "$end" ]; do
+        "$@" && return 0
+        sleep 0.002
+    done
+    return 1
+}
+alive_or_fail() { kill -0 "$1" 2>/dev/null || { cat "$2" >&2; fail "$3 exited"; }; }
 state_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("state",""))' "$1"; }
 
 # A 256 MiB volume full of data (incompressible: the import takes a moment).
@@ -46,12 +58,8 @@ sock=$tmp/nbd.sock
 ppid_=$!
 cleanup_fn kill_quiet -9 "$ppid_"
 # Wait for the "starting" record, then issue commands while the import runs.
-for ((i = 0; i < 6000; i++)); do
-    [ -f "$j/daemon.json" ] && break
-    kill -0 "$ppid_" 2>/dev/null || { cat "$tmp/p.err" >&2; fail "protect exited"; }
-    sleep 0.01
-done
-[ -f "$j/daemon.json" ] || fail "no daemon.json within 60 s"
+poll_fast 15 eval '[ -f "$j/daemon.json" ] || { alive_or_fail "$ppid_" "$tmp/p.err" protect; false; }' ||
+    fail "no daemon.json"
 early=$(state_of "$j/daemon.json")
 [ -S "$sock" ] && [ "$early" = starting ] && fail "the NBD socket exists while daemon.json says starting"
 "$TIDEMARK" points --journal "$j" disk --json >"$tmp/early-points.json" 2>"$tmp/early-points.err" &
@@ -59,12 +67,8 @@ early_points=$!
 "$TIDEMARK" bookmark --journal "$j" disk early >"$tmp/early-bm.out" 2>"$tmp/early-bm.err" &
 early_bm=$!
 # The instant the socket appears: daemon.json is ready, and everything works.
-for ((i = 0; i < 60000; i++)); do
-    [ -S "$sock" ] && break
-    kill -0 "$ppid_" 2>/dev/null || { cat "$tmp/p.err" >&2; fail "protect exited"; }
-    sleep 0.002
-done
-[ -S "$sock" ] || fail "no NBD socket within 120 s"
+poll_fast 30 eval '[ -S "$sock" ] || { alive_or_fail "$ppid_" "$tmp/p.err" protect; false; }' ||
+    fail "no NBD socket"
 [ "$(state_of "$j/daemon.json")" = ready ] || fail "the NBD socket appeared before daemon.json said ready"
 [ -S "$j/control.sock" ] || fail "the NBD socket appeared before the control socket"
 [ ! -e "$sock.tmp" ] || fail "$sock.tmp is left beside the socket"
@@ -90,11 +94,7 @@ f = open(sys.argv[1], "a"); fcntl.flock(f, fcntl.LOCK_EX); print("held", flush=T
     "$j2/tidemark.lock" >"$tmp/holder.out" &
 holder=$!
 cleanup_fn kill_quiet "$holder"
-for ((i = 0; i < 3000; i++)); do
-    grep -qx held "$tmp/holder.out" && break
-    sleep 0.01
-done
-grep -qx held "$tmp/holder.out" || fail "the lock holder did not take the lock"
+wait_for --pid "$holder" 15 "the lock holder" grep -qx held "$tmp/holder.out"
 for cmd in "bookmark --journal $j2 disk x" "points --journal $j2 disk" \
     "restore --journal $j2 disk --latest --output $tmp/no.img"; do
     # shellcheck disable=SC2086
@@ -116,10 +116,10 @@ j3=$tmp/j3
     >"$tmp/t.out" 2>"$tmp/t.err" &
 tpid=$!
 cleanup_fn kill_quiet -9 "$tpid"
-python3 - "$port" "$j3/daemon.json" <<'PY' || fail "TCP readiness"
+python3 - "$port" "$j3/daemon.json" "$(scaled 30)" <<'PY' || fail "TCP readiness"
 import json, socket, sys, time
 port, rec = int(sys.argv[1]), sys.argv[2]
-deadline = time.time() + 120
+deadline = time.time() + int(sys.argv[3])
 while time.time() < deadline:
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=1)
@@ -143,14 +143,14 @@ wait "$tpid" || fail "TCP protect exited non-zero"
 echo "ok: TCP port refused until ready; a busy address fails before any import"
 
 # --- 5: sd_notify ---
-python3 - "$TIDEMARK" "$img" "$tmp" <<'PY' || fail "sd_notify"
+python3 - "$TIDEMARK" "$img" "$tmp" "$(scaled 120)" <<'PY' || fail "sd_notify"
 import json, os, signal, socket, subprocess, sys
 tm, img, tmp = sys.argv[1:4]
 ns = os.path.join(tmp, "notify.sock")
 sock = os.path.join(tmp, "n.sock")
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 srv.bind(ns)
-srv.settimeout(120)
+srv.settimeout(int(sys.argv[4]))
 env = dict(os.environ, NOTIFY_SOCKET=ns)
 p = subprocess.Popen([tm, "protect", "--volume", img, "--journal", os.path.join(tmp, "j5"),
                       "--listen", "unix:" + sock, "--name", "disk"], env=env,
@@ -182,10 +182,10 @@ add_tenant "$target_conf" acme "$tmp/acme.token"
 "$TIDEMARK" target serve --config "$target_conf" >"$tmp/ts.out" 2>&1 &
 tspid=$!
 cleanup_fn kill_quiet -9 "$tspid"
-python3 - "$target_port" "$tmp/target/daemon.json" <<'PY' || fail "target readiness"
+python3 - "$target_port" "$tmp/target/daemon.json" "$(scaled 15)" <<'PY' || fail "target readiness"
 import json, socket, sys, time
 port, rec = int(sys.argv[1]), sys.argv[2]
-deadline = time.time() + 60
+deadline = time.time() + int(sys.argv[3])
 while time.time() < deadline:
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=1)
@@ -203,12 +203,8 @@ tsock=$tmp/tap.sock
     --listen "unix:$tsock" >"$tmp/tap.out" 2>"$tmp/tap.err" &
 tappid=$!
 cleanup_fn kill_quiet -9 "$tappid"
-for ((i = 0; i < 60000; i++)); do
-    [ -S "$tsock" ] && break
-    kill -0 "$tappid" 2>/dev/null || { cat "$tmp/tap.err" >&2; fail "tap exited"; }
-    sleep 0.002
-done
-[ -S "$tsock" ] || fail "no tap socket within 120 s"
+poll_fast 30 eval '[ -S "$tsock" ] || { alive_or_fail "$tappid" "$tmp/tap.err" tap; false; }' ||
+    fail "no tap socket"
 [ "$(state_of "$tmp/tapstate/daemon.json")" = ready ] || fail "the tap's socket appeared before ready"
 "$TIDEMARK" status --state "$tmp/tapstate" --json >"$tmp/st.json" || fail "status of the tap"
 st=$(json_get 'j["volumes"][0]["state"]' <"$tmp/st.json")
