@@ -5,6 +5,7 @@
 #include "tidemark/recovery/drill.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,13 +20,20 @@ using std::chrono::milliseconds;
 class DrillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = ::testing::TempDir() + "/drill-test-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(base_);
-    fs::create_directories(base_);
+    // A directory of its own: two builds' test runs may run this test at once.
+    std::string tmpl = ::testing::TempDir() + "/drill-test-" +
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                       ".XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    base_ = tmpl;
     auto s = DrillStore::Open(base_ + "/drills", /*create=*/true);
     ASSERT_TRUE(s) << s.error().ToString();
     store_.emplace(std::move(s.value()));
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(base_, ec);
   }
   DrillRecord Record(const std::string& name, const std::string& volume, TimeNs started) {
     DrillRecord r;
