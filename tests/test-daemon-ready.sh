@@ -37,6 +37,27 @@ poll_fast() {
     done
     return 1
 }
+# port_ready_at_accept PORT RECORD SECONDS: polls 127.0.0.1:PORT every 2 ms (scaled
+# deadline); the first accepted connection must find RECORD saying "ready".
+port_ready_at_accept() {
+    python3 - "$1" "$2" "$(scaled "$3")" <<'PY'
+import json, socket, sys, time
+port, rec = int(sys.argv[1]), sys.argv[2]
+deadline = time.time() + int(sys.argv[3])
+while time.time() < deadline:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        time.sleep(0.002)
+        continue
+    state = json.load(open(rec)).get("state")
+    s.close()
+    if state != "ready":
+        sys.exit(f"port {port} accepted while {rec} says {state}")
+    sys.exit(0)
+sys.exit(f"port {port} never accepted")
+PY
+}
 alive_or_fail() { kill -0 "$1" 2>/dev/null || { cat "$2" >&2; fail "$3 exited"; }; }
 state_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("state",""))' "$1"; }
 
@@ -116,23 +137,7 @@ j3=$tmp/j3
     >"$tmp/t.out" 2>"$tmp/t.err" &
 tpid=$!
 cleanup_fn kill_quiet -9 "$tpid"
-python3 - "$port" "$j3/daemon.json" "$(scaled 30)" <<'PY' || fail "TCP readiness"
-import json, socket, sys, time
-port, rec = int(sys.argv[1]), sys.argv[2]
-deadline = time.time() + int(sys.argv[3])
-while time.time() < deadline:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=1)
-    except OSError:
-        time.sleep(0.002)
-        continue
-    state = json.load(open(rec)).get("state")
-    if state != "ready":
-        sys.exit(f"port {port} accepted while daemon.json says {state}")
-    s.close()
-    sys.exit(0)
-sys.exit("the port never accepted")
-PY
+port_ready_at_accept "$port" "$j3/daemon.json" 30 || fail "TCP readiness"
 "$TIDEMARK" bookmark --journal "$j3" disk tcp-pre >/dev/null || fail "bookmark over TCP daemon"
 line=$(expect_fail_oneline "$TIDEMARK" protect --volume "$img" --journal "$tmp/j4" \
     --listen "127.0.0.1:$port" --name disk)
@@ -182,21 +187,7 @@ add_tenant "$target_conf" acme "$tmp/acme.token"
 "$TIDEMARK" target serve --config "$target_conf" >"$tmp/ts.out" 2>&1 &
 tspid=$!
 cleanup_fn kill_quiet -9 "$tspid"
-python3 - "$target_port" "$tmp/target/daemon.json" "$(scaled 15)" <<'PY' || fail "target readiness"
-import json, socket, sys, time
-port, rec = int(sys.argv[1]), sys.argv[2]
-deadline = time.time() + int(sys.argv[3])
-while time.time() < deadline:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=1)
-    except OSError:
-        time.sleep(0.002)
-        continue
-    if json.load(open(rec)).get("state") != "ready":
-        sys.exit("the target's port accepted before daemon.json said ready")
-    sys.exit(0)
-sys.exit("the target's port never accepted")
-PY
+port_ready_at_accept "$target_port" "$tmp/target/daemon.json" 15 || fail "target readiness"
 tsock=$tmp/tap.sock
 "$TIDEMARK" tap --volume "$img" --name disk --target "127.0.0.1:$target_port" --tenant acme \
     --token-file "$tmp/acme.token" --ca "$target_ca" --state "$tmp/tapstate" \
