@@ -4,9 +4,11 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -100,6 +102,33 @@ bool LockHeldElsewhere(const std::string& dir) {
   return held;
 }
 
+// The journal's open lock, a flock on DIR/OPEN.lock (docs/design.md#readiness).
+// A writer holds it exclusively while RocksDB recovers and tidemark finishes
+// what a crash left; a reader holds it shared while it opens. RocksDB's LOCK
+// says that a writer runs, not that its recovery is over: a reader opened in
+// the middle could take the MANIFEST from before the recovery's flush and the
+// WAL list from after it, and miss acknowledged writes. A reader that may not
+// create the file (read-only media, another user's journal) opens without it.
+class OpenLock {
+ public:
+  OpenLock(const std::string& dir, bool writer) {
+    const std::string path = dir + "/OPEN.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0 && !writer) fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return;
+    while (::flock(fd_, writer ? LOCK_EX : LOCK_SH) != 0 && errno == EINTR) {
+    }
+  }
+  ~OpenLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  OpenLock(const OpenLock&) = delete;
+  OpenLock& operator=(const OpenLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const OpenOptions& o,
                                                bool read_only) {
   auto impl = std::make_unique<Journal::Impl>();
@@ -133,6 +162,15 @@ Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const Open
     if (s.ok()) s = raw->TryCatchUpWithPrimary();
   } else if (read_only) {
     s = rocksdb::DB::OpenForReadOnly(db_opts, dir, cfs, &impl->cf, &raw);
+    if (s.ok() && LockHeldElsewhere(dir)) {
+      // A writer started while this opened (one without the open lock: an
+      // older build): what was read may be half of its recovery. Follow it.
+      for (auto* h : impl->cf) raw->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+      impl->cf.clear();
+      delete raw;
+      raw = nullptr;
+      return OpenDb(dir, o, read_only);
+    }
   } else {
     s = rocksdb::DB::Open(db_opts, dir, cfs, &impl->cf, &raw);
   }
@@ -289,6 +327,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
     fs::create_directories(dir, ec);
     if (ec) return Status::FromErrno(ec.value(), "create journal directory " + dir);
   }
+  OpenLock open_lock(dir, /*writer=*/!o.read_only);
   // Check the floors with a read-only open first, so that a journal this
   // build must not write is never opened for writing at all.
   MetaRecord meta;
