@@ -1,0 +1,236 @@
+// Journal format 2's segment files: the append-only log of one seq space
+// (docs/format-journal-2.md, docs/design.md#journal-format). Records are
+// encoded and decoded here; the RocksDB index that points into them is the
+// journal's. No RocksDB in this header: recovery/ reads chunks with it too.
+//
+// Thread-safety: the encoders are pure functions. A SegmentLog has one
+// appending thread (Append, Pad, Sync, StartAppend); Read may be called from
+// any thread at the same time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tidemark/journal/codec.h"
+#include "tidemark/journal/status.h"
+#include "tidemark/journal/types.h"
+
+namespace tidemark::journal::seg {
+
+inline constexpr size_t kSegmentHeaderBytes = 64;
+inline constexpr size_t kRecordHeaderBytes = 32;
+inline constexpr size_t kDataHeaderBytes = 40;
+inline constexpr size_t kChunkDescBytes = 48;
+inline constexpr uint32_t kRecordMagic = 0x544d5232;  // "TMR2"
+inline constexpr uint32_t kSegmentVersion = 2;
+inline constexpr size_t kPadAlign = 4096;  // O_DIRECT batches end on this boundary
+// A record's body is at most this long: an NBD write is at most 32 MiB, and
+// its chunk descriptors add 48 bytes per 4 KiB at worst.
+inline constexpr uint32_t kMaxRecordBody = 64u << 20;
+
+// Ids are stored on disk: never renumber. Bit 7 set: a reader that does not
+// know the kind skips the record.
+enum class RecordKind : uint8_t {
+  kData = 1,             // a WRITE, or an import's piece
+  kRange = 2,            // TRIM or WRITE_ZEROES of whole blocks
+  kFlush = 3,            // a FLUSH marker on seq
+  kBookmark = 4,         // a named point on seq
+  kUnordered = 5,        // an unordered interval's begin or end
+  kCheckpoint = 6,       // seq is on the backing
+  kImport = 7,           // an import's start, progress and end
+  kIndexCheckpoint = 8,  // the index is durable up to here
+  kRelocated = 9,        // retention moved chunks here
+};
+std::string_view KindName(RecordKind kind);
+
+// Record header flags.
+inline constexpr uint8_t kFlagFua = 1;
+inline constexpr uint8_t kFlagFlush = 2;
+inline constexpr uint8_t kFlagUnordered = 4;
+
+// Where a record starts: its segment and the byte offset of its header.
+struct Location {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  bool operator==(const Location&) const = default;
+  auto operator<=>(const Location&) const = default;
+};
+
+struct SegmentHeader {
+  uint32_t version = kSegmentVersion;
+  uint32_t space = 0;
+  std::array<uint8_t, 16> uuid{};  // the journal's: a segment of another journal is refused
+  uint64_t number = 0;
+  Seq first_seq = 0;  // the first seq that may appear in it
+  TimeNs created_ns = 0;
+  bool operator==(const SegmentHeader&) const = default;
+};
+std::string EncodeSegmentHeader(const SegmentHeader& h);
+// kCorruption on a wrong magic, version or CRC.
+Result<SegmentHeader> DecodeSegmentHeader(std::string_view in);
+
+struct RecordHeader {
+  RecordKind kind = RecordKind::kData;
+  uint8_t flags = 0;
+  uint32_t length = 0;  // of the body: header and padding excluded
+  uint32_t volume = 0;
+  Seq seq = 0;
+  uint32_t crc = 0;  // of header bytes 0..23 and the body (a data record's payloads excluded)
+  uint32_t pad = 0;  // zero bytes after the body
+  // Header, body and padding.
+  uint64_t total() const { return kRecordHeaderBytes + uint64_t{length} + pad; }
+};
+// kCorruption when the magic is wrong or a length is out of range.
+Result<RecordHeader> DecodeRecordHeader(std::string_view in);
+
+// One chunk of a data record: a volume-aligned piece of at most 2^chunk_log2
+// bytes, stored with its own codec and CRC32C (of the stored bytes).
+struct ChunkDesc {
+  uint64_t volume_offset = 0;
+  uint32_t raw_len = 0;
+  uint32_t stored_len = 0;
+  Codec codec = Codec::kNone;
+  uint8_t enc = 0;  // 0 plain; 1 AES-256-GCM (reserved)
+  uint32_t crc = 0;
+  uint32_t payload_offset = 0;  // from the start of the record's header
+  std::array<uint8_t, 12> nonce{};
+  bool operator==(const ChunkDesc&) const = default;
+};
+
+inline constexpr uint8_t kOpWrite = 1;
+inline constexpr uint8_t kOpImport = 4;
+
+struct DataHeader {
+  TimeNs time_ns = 0;
+  uint8_t op = kOpWrite;
+  uint64_t offset_bytes = 0;
+  uint32_t length_bytes = 0;
+  uint32_t block_bytes = 0;
+  uint16_t chunk_count = 0;
+  uint8_t chunk_log2 = 16;
+  uint32_t branch = 0;
+  bool operator==(const DataHeader&) const = default;
+};
+
+// A write to encode: whole blocks at a block-aligned offset.
+struct DataIn {
+  uint32_t volume = 0;
+  Seq seq = 0;
+  uint8_t flags = 0;
+  DataHeader header;  // chunk_count is computed
+  std::string_view data;
+  Codec codec = Codec::kNone;  // tried per chunk; kept when it saves 1/8
+};
+
+// The chunk size a journal uses unless told otherwise (docs/format-journal-2.md).
+inline constexpr uint8_t kDefaultChunkLog2 = 16;
+
+// Appends one data record to *out; `chunks` gets its descriptors (payload
+// offsets relative to the record's header). InvalidArgument when the write is
+// empty, not whole blocks, or too long.
+Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* chunks);
+// Appends a record of any other kind, with `body` as it is.
+void EncodeRecord(RecordKind kind, uint8_t flags, uint32_t volume, Seq seq, std::string_view body,
+                  std::string* out);
+// Appends `n` zero bytes of padding to the record that ends *out, at
+// `record_start`, and fixes its header (the CRC does not cover padding).
+void PadRecord(std::string* out, size_t record_start, uint32_t n);
+
+// A record decoded from its bytes (header, body; padding not needed).
+struct Record {
+  RecordHeader header;
+  std::string_view body;      // for data records: with the payloads
+  DataHeader data;            // data records only
+  std::vector<ChunkDesc> chunks;
+};
+// Decodes a record whose header and body are `in` (at least header.total()
+// minus the padding), checking the header's CRC. The chunks' payloads are not
+// checked: VerifyChunk or ReadChunk do that.
+Result<Record> DecodeRecord(std::string_view in);
+
+// The raw bytes of one chunk, from its stored bytes: checks the CRC32C and
+// decompresses. kCorruption names what failed.
+Status ReadChunk(const ChunkDesc& c, std::string_view stored, char* out);
+Status VerifyChunk(const ChunkDesc& c, std::string_view stored);
+
+struct LogOptions {
+  uint64_t segment_bytes = 256ull << 20;  // a segment is sealed past this
+};
+
+// The outcome of a scan of one seq space's segments.
+struct ScanEnd {
+  Location end;        // where the next record goes: after the last whole one
+  bool torn = false;   // bytes after `end` that are not a whole, valid record
+  std::string reason;  // why the scan stopped before the end of the files
+  std::string file;    // the file it stopped in
+};
+
+// One seq space's segments under DIR/segments/SPACE (8 hex digits), each
+// NNNN.seg (16 hex digits).
+class SegmentLog {
+ public:
+  ~SegmentLog();
+  // Opens (creating the directory when `create`) without choosing where to
+  // append: call Scan, then StartAppend at its end.
+  static Result<std::unique_ptr<SegmentLog>> Open(const std::string& journal_dir, uint32_t space,
+                                                  const std::array<uint8_t, 16>& uuid,
+                                                  const LogOptions& options, bool create);
+
+  // Calls fn for every whole record from `from` on, in order, checking each
+  // header's CRC and, when `check_chunks`, every chunk's. Stops at the first
+  // record that is absent, torn or damaged: its place and why are in the
+  // result; a hole in the segment chain stops it too. The record's views
+  // are valid only during fn; fn's non-Ok status ends the scan with it.
+  using RecordFn = std::function<Status(const Location&, const Record&)>;
+  Result<ScanEnd> Scan(const Location& from, bool check_chunks, const RecordFn& fn) const;
+
+  // Cuts the log at `at` (truncating its segment and deleting every later
+  // one) and appends from there. `at` {0, 0}: an empty log.
+  Status StartAppend(const Location& at, Seq next_seq, TimeNs now_ns);
+
+  // Appends encoded records (one or more, whole) and returns the first one's
+  // place. A segment past segment_bytes is sealed first; records never span
+  // segments. `first_seq` is the first record's seq, for a new segment's header.
+  Result<Location> Append(std::string_view records, Seq first_seq, TimeNs now_ns);
+  // Makes everything appended durable: fdatasync of every segment written
+  // since the last Sync, and of the directory when a segment was created.
+  Status Sync();
+
+  // Reads `n` bytes at `offset` of segment `segment`. kNotFound for a missing
+  // segment file; kCorruption for a short read. Any thread.
+  Status Read(uint64_t segment, uint64_t offset, size_t n, char* out) const;
+
+  std::vector<uint64_t> Segments() const;  // numbers, ascending
+  std::string SegmentPath(uint64_t segment) const;
+  const std::string& dir() const { return dir_; }
+  Location tail() const { return {current_, size_}; }
+  uint64_t bytes_appended() const { return appended_; }
+
+ private:
+  SegmentLog() = default;
+  Status OpenSegment(uint64_t number, Seq first_seq, TimeNs now_ns);
+  Result<int> ReadFd(uint64_t segment) const;
+
+  std::string dir_;
+  uint32_t space_ = 0;
+  std::array<uint8_t, 16> uuid_{};
+  LogOptions options_;
+  int fd_ = -1;            // the open segment's
+  uint64_t current_ = 0;   // its number
+  uint64_t size_ = 0;      // its length
+  bool appending_ = false;
+  bool dir_dirty_ = false;
+  std::vector<int> unsynced_;  // sealed segments' fds not yet synced (owned)
+  uint64_t appended_ = 0;
+  mutable std::mutex read_mu_;
+  mutable std::map<uint64_t, int> read_fds_;
+};
+
+}  // namespace tidemark::journal::seg

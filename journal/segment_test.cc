@@ -1,0 +1,363 @@
+// Tests of format 2's segment records and of the segment log.
+#include "tidemark/journal/segment.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+namespace tidemark::journal::seg {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Random(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string Compressible(size_t n) {
+  std::string s;
+  while (s.size() < n) s += "tidemark segment ";
+  s.resize(n);
+  return s;
+}
+
+DataIn Write(uint32_t volume, Seq seq, uint64_t offset, std::string_view data,
+             Codec codec = Codec::kNone) {
+  DataIn in;
+  in.volume = volume;
+  in.seq = seq;
+  in.header.time_ns = 1'700'000'000'000'000'000 + static_cast<TimeNs>(seq);
+  in.header.offset_bytes = offset;
+  in.header.block_bytes = 4096;
+  in.header.chunk_log2 = kDefaultChunkLog2;
+  in.data = data;
+  in.codec = codec;
+  return in;
+}
+
+// The bytes a decoded data record holds, chunk by chunk.
+std::string Payload(const std::string& rec, const Record& r) {
+  std::string out;
+  for (const ChunkDesc& c : r.chunks) {
+    std::string raw(c.raw_len, '\0');
+    Status s = ReadChunk(c, std::string_view(rec).substr(c.payload_offset, c.stored_len), raw.data());
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    out += raw;
+  }
+  return out;
+}
+
+TEST(SegmentHeaderTest, RoundTripAndDamage) {
+  SegmentHeader h;
+  h.space = 7;
+  h.uuid[0] = 0xab;
+  h.uuid[15] = 0xcd;
+  h.number = 42;
+  h.first_seq = 1000;
+  h.created_ns = 123456789;
+  const std::string b = EncodeSegmentHeader(h);
+  ASSERT_EQ(b.size(), kSegmentHeaderBytes);
+  EXPECT_EQ(b.substr(0, 5), "TMSEG");
+  auto d = DecodeSegmentHeader(b);
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(d.value(), h);
+  for (size_t i : {0u, 12u, 20u, 35u, 59u, 62u}) {
+    std::string bad = b;
+    bad[i] ^= 0x10;
+    EXPECT_FALSE(DecodeSegmentHeader(bad)) << "byte " << i;
+  }
+  EXPECT_FALSE(DecodeSegmentHeader(b.substr(0, 63)));
+}
+
+TEST(SegmentRecordTest, DataRecordCutAtAlignedChunks) {
+  // 1 MiB at an aligned offset: 16 chunks of 64 KiB.
+  const std::string mib = Random(1 << 20, 1);
+  std::string rec;
+  std::vector<ChunkDesc> chunks;
+  ASSERT_TRUE(EncodeData(Write(3, 77, 8 << 20, mib), &rec, &chunks).ok());
+  ASSERT_EQ(chunks.size(), 16u);
+  auto r = DecodeRecord(rec);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r.value().header.kind, RecordKind::kData);
+  EXPECT_EQ(r.value().header.volume, 3u);
+  EXPECT_EQ(r.value().header.seq, 77u);
+  EXPECT_EQ(r.value().header.total(), rec.size());
+  EXPECT_EQ(r.value().data.offset_bytes, 8u << 20);
+  EXPECT_EQ(r.value().data.length_bytes, 1u << 20);
+  EXPECT_EQ(r.value().chunks, chunks);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].volume_offset, (8u << 20) + i * 65536);
+    EXPECT_EQ(chunks[i].codec, Codec::kNone);  // random bytes do not compress
+  }
+  EXPECT_EQ(Payload(rec, r.value()), mib);
+  // Overhead: 32 + 40 + 16 x 48 bytes on 1 MiB.
+  EXPECT_EQ(rec.size(), (1u << 20) + 32 + 40 + 16 * 48);
+
+  // 8 KiB across a chunk boundary: two chunks, cut where the volume's chunk ends.
+  const std::string two = Random(8192, 2);
+  rec.clear();
+  ASSERT_TRUE(EncodeData(Write(0, 5, 65536 - 4096, two), &rec, &chunks).ok());
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0].volume_offset, 65536u - 4096);
+  EXPECT_EQ(chunks[0].raw_len, 4096u);
+  EXPECT_EQ(chunks[1].volume_offset, 65536u);
+  r = DecodeRecord(rec);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Payload(rec, r.value()), two);
+}
+
+TEST(SegmentRecordTest, CodecPerChunk) {
+  // Half compressible, half not: each chunk decides for itself.
+  std::string data = Compressible(65536) + Random(65536, 3);
+  std::string rec;
+  std::vector<ChunkDesc> chunks;
+  ASSERT_TRUE(EncodeData(Write(0, 1, 0, data, Codec::kZstd), &rec, &chunks).ok());
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0].codec, Codec::kZstd);
+  EXPECT_LT(chunks[0].stored_len, 65536u / 8);
+  EXPECT_EQ(chunks[1].codec, Codec::kNone);
+  auto r = DecodeRecord(rec);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(Payload(rec, r.value()), data);
+}
+
+TEST(SegmentRecordTest, BadWritesRefused) {
+  std::string rec;
+  std::vector<ChunkDesc> chunks;
+  EXPECT_EQ(EncodeData(Write(0, 1, 0, ""), &rec, &chunks).code(), Code::kInvalidArgument);
+  EXPECT_EQ(EncodeData(Write(0, 1, 512, Random(4096, 1)), &rec, &chunks).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(EncodeData(Write(0, 1, 0, Random(4000, 1)), &rec, &chunks).code(),
+            Code::kInvalidArgument);
+  DataIn big = Write(0, 1, 0, Random(4096, 1));
+  big.header.chunk_log2 = 30;
+  EXPECT_EQ(EncodeData(big, &rec, &chunks).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(rec.empty());
+}
+
+TEST(SegmentRecordTest, DamageIsFound) {
+  std::string rec;
+  std::vector<ChunkDesc> chunks;
+  ASSERT_TRUE(EncodeData(Write(1, 9, 0, Random(131072, 4)), &rec, &chunks).ok());
+  // Header, data header and chunk table: the record's CRC.
+  for (size_t i : {5u, 12u, 17u, 32u + 3, 32u + 20, 32u + 40 + 8, 32u + 40 + 48 + 20}) {
+    std::string bad = rec;
+    bad[i] ^= 0x01;
+    EXPECT_FALSE(DecodeRecord(bad)) << "byte " << i;
+  }
+  // A payload byte: its chunk's CRC.
+  std::string bad = rec;
+  bad[chunks[1].payload_offset + 100] ^= 0x01;
+  auto r = DecodeRecord(bad);
+  ASSERT_TRUE(r);
+  const ChunkDesc& c = r.value().chunks[1];
+  Status s = VerifyChunk(c, std::string_view(bad).substr(c.payload_offset, c.stored_len));
+  EXPECT_EQ(s.code(), Code::kCorruption);
+  EXPECT_NE(s.message().find("volume offset 65536"), std::string::npos) << s.message();
+  EXPECT_TRUE(VerifyChunk(r.value().chunks[0],
+                          std::string_view(bad).substr(chunks[0].payload_offset, 65536))
+                  .ok());
+  // Cut short.
+  EXPECT_FALSE(DecodeRecord(std::string_view(rec).substr(0, 100)));
+}
+
+TEST(SegmentRecordTest, OtherKindsAndPadding) {
+  std::string out;
+  EncodeRecord(RecordKind::kFlush, kFlagFlush, 2, 55, "12345678", &out);
+  const size_t second = out.size();
+  EncodeRecord(RecordKind::kBookmark, 0, 2, 56, "pre", &out);
+  PadRecord(&out, second, 4096 - out.size() % 4096);
+  EXPECT_EQ(out.size() % 4096, 0u);
+  auto a = DecodeRecord(out);
+  ASSERT_TRUE(a) << a.error().ToString();
+  EXPECT_EQ(a.value().header.kind, RecordKind::kFlush);
+  EXPECT_EQ(a.value().body, "12345678");
+  EXPECT_EQ(a.value().header.total(), second);
+  auto b = DecodeRecord(std::string_view(out).substr(second));
+  ASSERT_TRUE(b) << b.error().ToString();
+  EXPECT_EQ(b.value().body, "pre");
+  EXPECT_EQ(second + b.value().header.total(), out.size());
+  std::string bad = out;
+  bad[kRecordHeaderBytes + 2] ^= 1;
+  EXPECT_FALSE(DecodeRecord(bad));
+}
+
+class SegmentLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/segment_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    uuid_[0] = 1;
+    uuid_[1] = 2;
+  }
+  void TearDown() override {
+    log_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void OpenLog(uint64_t segment_bytes = 1 << 20) {
+    log_.reset();
+    LogOptions o;
+    o.segment_bytes = segment_bytes;
+    auto l = SegmentLog::Open(dir_, 5, uuid_, o, /*create=*/true);
+    ASSERT_TRUE(l) << l.error().ToString();
+    log_ = std::move(l.value());
+  }
+  // Scans everything: the records' (location, seq) in order.
+  std::vector<std::pair<Location, Seq>> ScanAll(ScanEnd* end, bool check = true) {
+    std::vector<std::pair<Location, Seq>> out;
+    auto e = log_->Scan({}, check, [&](const Location& at, const Record& r) {
+      out.emplace_back(at, r.header.seq);
+      return Status::Ok();
+    });
+    EXPECT_TRUE(e) << e.error().ToString();
+    if (e) *end = e.value();
+    return out;
+  }
+  // Appends a 64 KiB write per seq in [from, to]; returns their places.
+  std::vector<Location> AppendWrites(Seq from, Seq to) {
+    std::vector<Location> at;
+    for (Seq s = from; s <= to; ++s) {
+      std::string rec;
+      std::vector<ChunkDesc> chunks;
+      const std::string data = Random(65536, s);
+      EXPECT_TRUE(EncodeData(Write(0, s, (s % 16) * 65536, data), &rec, &chunks).ok());
+      auto l = log_->Append(rec, s, 1);
+      EXPECT_TRUE(l) << l.error().ToString();
+      if (l) at.push_back(l.value());
+    }
+    return at;
+  }
+
+  std::string dir_;
+  std::array<uint8_t, 16> uuid_{};
+  std::unique_ptr<SegmentLog> log_;
+};
+
+TEST_F(SegmentLogTest, AppendRollOverScanRead) {
+  OpenLog(300 << 10);  // four 64 KiB records a segment
+  ScanEnd end;
+  EXPECT_TRUE(ScanAll(&end).empty());
+  EXPECT_EQ(end.end, Location{});
+  ASSERT_TRUE(log_->StartAppend(end.end, 0, 1).ok());
+  std::vector<Location> at = AppendWrites(0, 9);
+  ASSERT_TRUE(log_->Sync().ok());
+  EXPECT_EQ(log_->Segments(), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(at[0], (Location{1, kSegmentHeaderBytes}));
+  EXPECT_EQ(at[4].segment, 2u);
+  EXPECT_EQ(at[4].offset, kSegmentHeaderBytes);  // records never span segments
+
+  OpenLog(300 << 10);
+  auto got = ScanAll(&end);
+  ASSERT_EQ(got.size(), 10u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].first, at[i]);
+    EXPECT_EQ(got[i].second, i);
+  }
+  EXPECT_FALSE(end.torn) << end.reason;
+  EXPECT_EQ(end.end.segment, 3u);
+
+  // A chunk read straight from its place.
+  std::string rec(kRecordHeaderBytes + kDataHeaderBytes + kChunkDescBytes, '\0');
+  ASSERT_TRUE(log_->Read(at[7].segment, at[7].offset, rec.size(), rec.data()).ok());
+  auto h = DecodeRecordHeader(rec);
+  ASSERT_TRUE(h);
+  rec.resize(kRecordHeaderBytes + h.value().length);
+  ASSERT_TRUE(log_->Read(at[7].segment, at[7].offset, rec.size(), rec.data()).ok());
+  auto r = DecodeRecord(rec);
+  ASSERT_TRUE(r);
+  const ChunkDesc& c = r.value().chunks[0];
+  std::string stored(c.stored_len, '\0');
+  ASSERT_TRUE(log_->Read(at[7].segment, at[7].offset + c.payload_offset, stored.size(),
+                         stored.data())
+                  .ok());
+  std::string raw(c.raw_len, '\0');
+  ASSERT_TRUE(ReadChunk(c, stored, raw.data()).ok());
+  EXPECT_EQ(raw, Random(65536, 7));
+  EXPECT_EQ(log_->Read(9, 0, 1, raw.data()).code(), Code::kNotFound);
+  EXPECT_EQ(log_->Read(1, 10 << 20, 1, raw.data()).code(), Code::kCorruption);
+
+  // Appending resumes at the scan's end.
+  ASSERT_TRUE(log_->StartAppend(end.end, 10, 2).ok());
+  AppendWrites(10, 11);
+  ASSERT_TRUE(log_->Sync().ok());
+  EXPECT_EQ(ScanAll(&end).size(), 12u);
+}
+
+TEST_F(SegmentLogTest, TornTailIsCutThere) {
+  OpenLog();
+  ScanEnd end;
+  ScanAll(&end);
+  ASSERT_TRUE(log_->StartAppend(end.end, 0, 1).ok());
+  std::vector<Location> at = AppendWrites(0, 4);
+  ASSERT_TRUE(log_->Sync().ok());
+  const std::string path = log_->SegmentPath(1);
+  // A torn last write: half of record 4 reached the file.
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(at[4].offset + 30000)), 0);
+  OpenLog();
+  auto got = ScanAll(&end);
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_TRUE(end.torn);
+  EXPECT_EQ(end.end, at[4]);
+  EXPECT_EQ(end.file, path);
+  EXPECT_NE(end.reason.find("cut short"), std::string::npos) << end.reason;
+  ASSERT_TRUE(log_->StartAppend(end.end, 4, 2).ok());
+  AppendWrites(4, 6);
+  ASSERT_TRUE(log_->Sync().ok());
+  got = ScanAll(&end);
+  EXPECT_EQ(got.size(), 7u);
+  EXPECT_FALSE(end.torn) << end.reason;
+}
+
+TEST_F(SegmentLogTest, DamageStopsTheScanNamingTheFile) {
+  OpenLog(300 << 10);
+  ScanEnd end;
+  ScanAll(&end);
+  ASSERT_TRUE(log_->StartAppend(end.end, 0, 1).ok());
+  std::vector<Location> at = AppendWrites(0, 9);
+  ASSERT_TRUE(log_->Sync().ok());
+  // A flipped payload byte in record 5: found only when chunks are checked.
+  const std::string p2 = log_->SegmentPath(2);
+  {
+    int fd = ::open(p2.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    char b = 0;
+    const off_t off = static_cast<off_t>(at[5].offset + 5000);
+    ASSERT_EQ(::pread(fd, &b, 1, off), 1);
+    b ^= 0x40;
+    ASSERT_EQ(::pwrite(fd, &b, 1, off), 1);
+    ::close(fd);
+  }
+  OpenLog(300 << 10);
+  EXPECT_EQ(ScanAll(&end, /*check=*/false).size(), 10u);
+  EXPECT_EQ(ScanAll(&end, /*check=*/true).size(), 5u);
+  EXPECT_TRUE(end.torn);
+  EXPECT_EQ(end.end, at[5]);
+  EXPECT_EQ(end.file, p2);
+  EXPECT_NE(end.reason.find("fails its CRC"), std::string::npos) << end.reason;
+
+  // A missing segment in the middle of the chain.
+  ASSERT_EQ(::unlink(p2.c_str()), 0);
+  OpenLog(300 << 10);
+  EXPECT_EQ(ScanAll(&end).size(), 4u);
+  EXPECT_TRUE(end.torn);
+  EXPECT_NE(end.reason.find("segment 2 is missing"), std::string::npos) << end.reason;
+
+  // A segment of another journal.
+  uuid_[0] = 9;
+  OpenLog(300 << 10);
+  EXPECT_EQ(ScanAll(&end).size(), 0u);
+  EXPECT_TRUE(end.torn);
+  EXPECT_NE(end.reason.find("another journal"), std::string::npos) << end.reason;
+}
+
+}  // namespace
+}  // namespace tidemark::journal::seg
