@@ -157,7 +157,7 @@ Result<RecordHeader> DecodeRecordHeader(std::string_view in) {
 
 Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* chunks) {
   const DataHeader& d = in.header;
-  const uint64_t len = in.data.size();
+  const uint64_t len = in.zeros ? d.length_bytes : in.data.size();
   if (len == 0) return Status::InvalidArgument("empty data record");
   if (d.block_bytes == 0 || d.offset_bytes % d.block_bytes != 0 || len % d.block_bytes != 0) {
     return Status::InvalidArgument("a data record holds whole blocks");
@@ -193,11 +193,18 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
   std::string packed;
   for (uint64_t off = d.offset_bytes; off < d.offset_bytes + len;) {
     const uint64_t end = std::min((off / chunk + 1) * chunk, d.offset_bytes + len);
-    std::string_view raw = in.data.substr(off - d.offset_bytes, end - off);
     ChunkDesc c;
     c.volume_offset = off;
-    c.raw_len = static_cast<uint32_t>(raw.size());
+    c.raw_len = static_cast<uint32_t>(end - off);
     c.payload_offset = static_cast<uint32_t>(out->size() - start);
+    if (in.zeros) {
+      c.flags = kChunkZero;
+      c.crc = Crc32c("", 0);
+      chunks->push_back(c);
+      off = end;
+      continue;
+    }
+    std::string_view raw = in.data.substr(off - d.offset_bytes, end - off);
     std::string_view stored = raw;
     if (in.codec != Codec::kNone && Compress(in.codec, raw, &packed)) {
       c.codec = in.codec;
@@ -217,7 +224,8 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
     SetLE(out, at + 12, c.stored_len, 4);
     (*out)[at + 16] = static_cast<char>(c.codec);
     (*out)[at + 17] = static_cast<char>(c.enc);
-    SetLE(out, at + 18, 0, 2);
+    (*out)[at + 18] = static_cast<char>(c.flags);
+    (*out)[at + 19] = 0;
     SetLE(out, at + 20, c.crc, 4);
     SetLE(out, at + 24, c.payload_offset, 4);
     std::memcpy(out->data() + at + 28, c.nonce.data(), c.nonce.size());
@@ -292,6 +300,7 @@ Result<Record> DecodeRecord(std::string_view in) {
       c.stored_len = static_cast<uint32_t>(GetLE(q + 12, 4));
       c.codec = static_cast<Codec>(static_cast<uint8_t>(q[16]));
       c.enc = static_cast<uint8_t>(q[17]);
+      c.flags = static_cast<uint8_t>(q[18]);
       c.crc = static_cast<uint32_t>(GetLE(q + 20, 4));
       c.payload_offset = static_cast<uint32_t>(GetLE(q + 24, 4));
       std::memcpy(c.nonce.data(), q + 28, c.nonce.size());
@@ -322,11 +331,19 @@ Status VerifyChunk(const ChunkDesc& c, std::string_view stored) {
                               " fails its CRC");
   }
   if (c.enc != 0) return Status::NotSupported("encrypted chunks are not supported yet");
+  if ((c.flags & kChunkZero) && c.stored_len != 0) {
+    return Status::Corruption("zero chunk at volume offset " + std::to_string(c.volume_offset) +
+                              " has a payload");
+  }
   return Status::Ok();
 }
 
 Status ReadChunk(const ChunkDesc& c, std::string_view stored, char* out) {
   TM_RETURN_IF_ERROR(VerifyChunk(c, stored));
+  if (c.flags & kChunkZero) {
+    std::memset(out, 0, c.raw_len);
+    return Status::Ok();
+  }
   if (c.codec == Codec::kNone) {
     if (c.stored_len != c.raw_len) return Status::Corruption("plain chunk of the wrong length");
     std::memcpy(out, stored.data(), stored.size());

@@ -128,6 +128,21 @@ TEST(SegmentRecordTest, CodecPerChunk) {
   EXPECT_EQ(Payload(rec, r.value()), data);
 }
 
+TEST(SegmentRecordTest, ZeroRecordHasNoPayload) {
+  DataIn in = Write(0, 3, 60 << 10, "");
+  in.zeros = true;
+  in.header.length_bytes = 200 << 10;
+  std::string rec;
+  std::vector<ChunkDesc> chunks;
+  ASSERT_TRUE(EncodeData(in, &rec, &chunks).ok());
+  ASSERT_EQ(chunks.size(), 5u);  // 60K-64K, 64K-128K, 128K-192K, 192K-256K, 256K-260K
+  EXPECT_EQ(rec.size(), 32u + 40 + 5 * 48);
+  auto r = DecodeRecord(rec);
+  ASSERT_TRUE(r) << r.error().ToString();
+  for (const ChunkDesc& c : r.value().chunks) EXPECT_EQ(c.flags, kChunkZero);
+  EXPECT_EQ(Payload(rec, r.value()), std::string(200 << 10, '\0'));
+}
+
 TEST(SegmentRecordTest, BadWritesRefused) {
   std::string rec;
   std::vector<ChunkDesc> chunks;

@@ -98,11 +98,14 @@ struct ChunkDesc {
   uint32_t stored_len = 0;
   Codec codec = Codec::kNone;
   uint8_t enc = 0;  // 0 plain; 1 AES-256-GCM (reserved)
+  uint8_t flags = 0;  // kChunkZero: all zeros, no payload (stored_len 0)
   uint32_t crc = 0;
   uint32_t payload_offset = 0;  // from the start of the record's header
   std::array<uint8_t, 12> nonce{};
   bool operator==(const ChunkDesc&) const = default;
 };
+
+inline constexpr uint8_t kChunkZero = 1;
 
 inline constexpr uint8_t kOpWrite = 1;
 inline constexpr uint8_t kOpImport = 4;
@@ -126,6 +129,9 @@ struct DataIn {
   uint8_t flags = 0;
   DataHeader header;  // chunk_count is computed
   std::string_view data;
+  // The record says the blocks are zeros: header.length_bytes of them, no
+  // payload, `data` unused (every chunk is kChunkZero).
+  bool zeros = false;
   Codec codec = Codec::kNone;  // tried per chunk; kept when it saves 1/8
 };
 
