@@ -23,6 +23,8 @@ std::string_view ValueKindName(ValueKind kind) {
     case ValueKind::kCheckpoint: return "checkpoint";
     case ValueKind::kUnordered: return "unordered";
     case ValueKind::kGroup: return "group";
+    case ValueKind::kExtent: return "extent";
+    case ValueKind::kTail: return "tail";
   }
   return "unknown";
 }
@@ -69,6 +71,32 @@ std::string BlockKey(uint32_t volume, uint64_t block, Seq seq) {
   PutBE(&k, block, 8);
   PutBE(&k, ~seq, 8);  // newest first within a block
   return k;
+}
+
+std::string TailKey(uint32_t space) {
+  std::string k = "T";
+  PutBE(&k, space, 4);
+  return k;
+}
+
+std::string ExtentKey(uint32_t volume, uint64_t chunk, Seq seq, uint16_t first) {
+  std::string k;
+  k.reserve(22);
+  PutBE(&k, volume, 4);
+  PutBE(&k, chunk, 8);
+  PutBE(&k, ~seq, 8);  // newest first within a chunk
+  PutBE(&k, first, 2);
+  return k;
+}
+
+Result<DecodedExtentKey> DecodeExtentKey(std::string_view key) {
+  if (key.size() != 22) {
+    return Status::Corruption("extent key of " + std::to_string(key.size()) +
+                              " bytes, expected 22");
+  }
+  return DecodedExtentKey{static_cast<uint32_t>(GetBE(key.data(), 4)), GetBE(key.data() + 4, 8),
+                          ~GetBE(key.data() + 12, 8),
+                          static_cast<uint16_t>(GetBE(key.data() + 20, 2))};
 }
 
 std::string SeqKey(uint32_t space, Seq seq) {
@@ -381,6 +409,53 @@ Result<Seq> DecodeCheckpoint(std::string_view stored) {
   Seq seq = r.LE(8);
   TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kCheckpoint));
   return seq;
+}
+
+std::string EncodeExtent(const ExtentRecord& rec) {
+  std::string p;
+  PutLE(&p, rec.segment, 8);
+  PutLE(&p, rec.offset, 8);
+  PutLE(&p, rec.stored_len, 4);
+  PutLE(&p, static_cast<uint8_t>(rec.codec), 1);
+  PutLE(&p, rec.flags, 1);
+  PutLE(&p, rec.first, 2);
+  PutLE(&p, rec.count, 2);
+  PutLE(&p, rec.crc, 4);
+  return EncodeValue(ValueKind::kExtent, Codec::kNone, p);
+}
+
+Result<ExtentRecord> DecodeExtent(std::string_view stored) {
+  BOOST_OUTCOME_TRY(p, Payload(stored, ValueKind::kExtent));
+  coding::Reader r(p);
+  ExtentRecord rec;
+  rec.segment = r.LE(8);
+  rec.offset = r.LE(8);
+  rec.stored_len = static_cast<uint32_t>(r.LE(4));
+  rec.codec = static_cast<Codec>(r.LE(1));
+  rec.flags = static_cast<uint8_t>(r.LE(1));
+  rec.first = static_cast<uint16_t>(r.LE(2));
+  rec.count = static_cast<uint16_t>(r.LE(2));
+  rec.crc = static_cast<uint32_t>(r.LE(4));
+  TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kExtent));
+  if (rec.count == 0) return Status::Corruption("extent record of no blocks");
+  return rec;
+}
+
+std::string EncodeTail(const TailRecord& rec) {
+  std::string p;
+  PutLE(&p, rec.segment, 8);
+  PutLE(&p, rec.offset, 8);
+  return EncodeValue(ValueKind::kTail, Codec::kNone, p);
+}
+
+Result<TailRecord> DecodeTail(std::string_view stored) {
+  BOOST_OUTCOME_TRY(p, Payload(stored, ValueKind::kTail));
+  coding::Reader r(p);
+  TailRecord rec;
+  rec.segment = r.LE(8);
+  rec.offset = r.LE(8);
+  TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kTail));
+  return rec;
 }
 
 std::string EncodeUnordered(const UnorderedRecord& rec) {

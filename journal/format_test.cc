@@ -528,9 +528,35 @@ TEST(DamageTest, WrongKindForDecoder) {
   }
 }
 
+TEST(FormatTest, ExtentKeysAndValues) {
+  // Newest first within a chunk, then by first block.
+  EXPECT_LT(ExtentKey(1, 5, 9, 0), ExtentKey(1, 5, 8, 0));
+  EXPECT_LT(ExtentKey(1, 5, 9, 0), ExtentKey(1, 5, 9, 3));
+  EXPECT_LT(ExtentKey(1, 5, 0, 15), ExtentKey(1, 6, 100, 0));
+  auto k = DecodeExtentKey(ExtentKey(7, 1ull << 40, 12345, 15));
+  ASSERT_TRUE(k);
+  EXPECT_EQ(k.value().volume, 7u);
+  EXPECT_EQ(k.value().chunk, 1ull << 40);
+  EXPECT_EQ(k.value().seq, 12345u);
+  EXPECT_EQ(k.value().first, 15u);
+  EXPECT_FALSE(DecodeExtentKey(ExtentKey(7, 1, 2, 3).substr(1)));
+  ExtentRecord e{9, 4096 + 72, 3000, Codec::kZstd, 0, 3, 13, 0xdeadbeef};
+  auto d = DecodeExtent(EncodeExtent(e));
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(d.value(), e);
+  std::string bad = EncodeExtent(e);
+  bad[12] ^= 1;
+  EXPECT_CODE(DecodeExtent(bad), Code::kCorruption);
+  e.count = 0;
+  EXPECT_CODE(DecodeExtent(EncodeExtent(e)), Code::kCorruption);
+  auto t = DecodeTail(EncodeTail({3, 1 << 20}));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t.value(), (TailRecord{3, 1 << 20}));
+}
+
 TEST(DamageTest, UnknownKind) {
   for (int raw = 0; raw < 256; ++raw) {
-    bool known = raw >= 1 && raw <= 12;  // kMeta .. kGroup
+    bool known = raw >= 1 && raw <= 14;  // kMeta .. kTail
     if (known) continue;
     std::string v = EncodeValue(static_cast<ValueKind>(raw), Codec::kNone, "payload");
     auto d = DecodeValue(v);

@@ -49,6 +49,14 @@ rocksdb::ColumnFamilyOptions CfOptions(size_t cf, const OpenOptions& o,
       c.blob_file_size = 256 << 20;
       c.enable_blob_garbage_collection = true;
     }
+  } else if (cf == kExtents) {
+    // Format 2's index: a point-in-time lookup seeks within one
+    // volume|chunk prefix, as format 1 did within a block's.
+    c.compression = rocksdb::kLZ4Compression;
+    c.write_buffer_size = 64 << 20;
+    c.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(12));
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    t.whole_key_filtering = false;
   } else {
     c.compression = rocksdb::kLZ4Compression;
     c.write_buffer_size = 16 << 20;
@@ -144,9 +152,18 @@ Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const Open
   db_opts.info_log_level = rocksdb::WARN_LEVEL;
   db_opts.max_total_wal_size = 256 << 20;
   auto cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  // A reader opens the column families the journal has (a format-1 journal
+  // written by an older build has no `extents`); a writer adds the missing.
+  std::vector<std::string> existing;
+  const bool listed = read_only && rocksdb::DB::ListColumnFamilies(db_opts, dir, &existing).ok();
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  std::vector<size_t> index;  // Cf of each descriptor
   for (size_t i = 0; i < kCfCount; ++i) {
+    if (listed && std::find(existing.begin(), existing.end(), kColumnFamilies[i]) == existing.end()) {
+      continue;
+    }
     cfs.emplace_back(kColumnFamilies[i], CfOptions(i, o, cache));
+    index.push_back(i);
   }
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
@@ -185,6 +202,10 @@ Result<std::unique_ptr<Journal::Impl>> OpenDb(const std::string& dir, const Open
     return FromRocks(s, "open journal " + dir);
   }
   impl->db.reset(raw);
+  // Handles by Cf, nullptr for a column family the journal lacks.
+  std::vector<rocksdb::ColumnFamilyHandle*> by_cf(kCfCount, nullptr);
+  for (size_t k = 0; k < index.size() && k < impl->cf.size(); ++k) by_cf[index[k]] = impl->cf[k];
+  impl->cf = std::move(by_cf);
   return impl;
 }
 
@@ -217,9 +238,15 @@ Journal::Impl::~Impl() {
       // several column families one small unflushed record pins old WAL
       // files full of block data.
       rocksdb::FlushOptions fo;
-      db->Flush(fo, cf).PermitUncheckedError();
+      std::vector<rocksdb::ColumnFamilyHandle*> all;
+      for (auto* h : cf) {
+        if (h) all.push_back(h);
+      }
+      db->Flush(fo, all).PermitUncheckedError();
     }
-    for (auto* h : cf) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    for (auto* h : cf) {
+      if (h) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
     db->Close().PermitUncheckedError();
     db.reset();
   }
@@ -342,23 +369,34 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
     if (!m) return m.error().Annotate("journal " + dir + " metadata");
     meta = m.value();
     have_meta = true;
-    if (meta.read_floor > kFormatVersion) {
+    if (meta.read_floor > kMaxFormatVersion) {
       return Status::NotSupported("journal " + dir + " needs format version " +
                                   std::to_string(meta.read_floor) +
                                   " to read; this build reads up to version " +
-                                  std::to_string(kFormatVersion));
+                                  std::to_string(kMaxFormatVersion));
     }
   }
   bool read_only = o.read_only;
   std::string reason;
-  if (have_meta && meta.write_floor > kFormatVersion) {
+  if (have_meta && meta.write_floor > kMaxFormatVersion) {
     read_only = true;
     reason = "format write floor " + std::to_string(meta.write_floor) +
-             " is newer than this build's version " + std::to_string(kFormatVersion);
+             " is newer than this build's version " + std::to_string(kMaxFormatVersion);
   }
   BOOST_OUTCOME_TRY(impl, OpenDb(dir, o, read_only));
   impl->read_only_reason = reason;
   if (!have_meta) {
+    uint32_t format = o.format;
+    if (format == 0) {
+      const char* env = std::getenv("TIDEMARK_JOURNAL_FORMAT");
+      format = env && std::string_view(env) == "2" ? 2 : kFormatVersion;
+    }
+    if (format < 1 || format > kMaxFormatVersion) {
+      return Status::InvalidArgument("journal format " + std::to_string(format) +
+                                     " (this build writes 1 to " +
+                                     std::to_string(kMaxFormatVersion) + ")");
+    }
+    meta.format_version = meta.read_floor = meta.write_floor = format;
     meta.uuid = NewUuid();
     meta.codec = o.codec;
     meta.created_ns = NowNs();
@@ -645,6 +683,7 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
     }
   }
   for (size_t cf = kBlocks; cf < kCfCount; ++cf) {
+    if (!impl_->cf[cf]) continue;  // a column family this journal lacks
     rocksdb::ReadOptions ro;
     ro.total_order_seek = true;
     std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cf[cf]));
@@ -668,6 +707,21 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
                   " codec=" + std::string(CodecName(dv.value().codec)) +
                   " stored=" + std::to_string(dv.value().payload.size()) +
                   " crc=" + Hex(val.substr(4, 4));
+          break;
+        }
+        case kExtents: {
+          auto key = DecodeExtentKey(k);
+          auto rec = DecodeExtent(val);
+          if (!key || !rec) { s = !key ? key.error() : rec.error(); break; }
+          const ExtentRecord& e = rec.value();
+          line += " volume=" + std::to_string(key.value().volume) + " chunk=" +
+                  std::to_string(key.value().chunk) + " seq=" + std::to_string(key.value().seq) +
+                  " blocks=" + std::to_string(e.first) + "+" + std::to_string(e.count) +
+                  ((e.flags & kExtentZero) ? std::string(" zero")
+                                           : " segment=" + std::to_string(e.segment) +
+                                                 " offset=" + std::to_string(e.offset) +
+                                                 " stored=" + std::to_string(e.stored_len) +
+                                                 " codec=" + std::string(CodecName(e.codec)));
           break;
         }
         case kSeqs: {

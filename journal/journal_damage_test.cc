@@ -11,8 +11,9 @@ TEST_F(JournalTest, ReadFloorAboveThisBuildIsRefused) {
   Reopen();
   uint32_t vol = NewVolume();
   ASSERT_OK(Write(vol, 0, 0, Pattern(kBs, 0)));
-  ASSERT_OK(j_->SetFloors(2, 2));
-  EXPECT_EQ(j_->meta().read_floor, 2u);
+  constexpr uint32_t kAbove = kMaxFormatVersion + 1;
+  ASSERT_OK(j_->SetFloors(kAbove, kAbove));
+  EXPECT_EQ(j_->meta().read_floor, kAbove);
   j_.reset();
   EXPECT_CODE(Journal::Open(dir_, {}), Code::kNotSupported);
   OpenOptions ro;
@@ -25,10 +26,11 @@ TEST_F(JournalTest, WriteFloorAboveThisBuildOpensReadOnly) {
   uint32_t vol = NewVolume();
   ASSERT_OK(Write(vol, 0, 0, Pattern(kBs, 0)));
   ASSERT_TRUE(j_->AddBookmark(vol, "b", kT0));
-  ASSERT_OK(j_->SetFloors(1, 2));
+  constexpr uint32_t kAbove = kMaxFormatVersion + 1;
+  ASSERT_OK(j_->SetFloors(1, kAbove));
   Reopen();
   EXPECT_TRUE(j_->read_only());
-  EXPECT_EQ(j_->meta().write_floor, 2u);
+  EXPECT_EQ(j_->meta().write_floor, kAbove);
   EXPECT_CODE(Write(vol, 1, 0, Pattern(kBs, 1)), Code::kNotSupported);
   EXPECT_CODE(Zero(vol, 1, 0, kBs), Code::kNotSupported);
   EXPECT_CODE(j_->AddBookmark(vol, "c", kT0), Code::kNotSupported);
@@ -47,7 +49,8 @@ TEST_F(JournalTest, WriteFloorAboveThisBuildOpensReadOnly) {
   EXPECT_EQ(j_->Resolve(vol, p, kT0 + kSec).value().seq, 0u);
   EXPECT_EQ(j_->Bookmarks(vol).size(), 1u);
   EXPECT_TRUE(j_->ChangedExtents(vol, kNoSeq, 0));
-  EXPECT_EQ(DumpLines().front().find("write_floor=2") != std::string::npos, true);
+  EXPECT_EQ(DumpLines().front().find("write_floor=" + std::to_string(kAbove)) != std::string::npos,
+            true);
   // Another reader may open it at the same time.
   OpenOptions ro;
   ro.read_only = true;
@@ -82,6 +85,7 @@ class RawDb {
 };
 
 TEST_F(JournalTest, CorruptBlockIsNeverReturnedAsData) {
+  if (TestFormat() != 1) GTEST_SKIP() << "format 1's block values";
   Reopen();
   uint32_t vol = NewVolume(64 * kBs, kBs, "vm7");
   for (Seq s = 0; s < 4; ++s) ASSERT_OK(Write(vol, s, 12 * kBs, Pattern(kBs, s)));
@@ -136,6 +140,7 @@ TEST_F(JournalTest, CorruptBlockIsNeverReturnedAsData) {
 // be seen by any CRC; a read would silently fall back to the older one.
 // Verify() finds it from the seq records, and names volume, block and seq.
 TEST_F(JournalTest, VerifyFindsAMissingVersionAndDanglingBookmark) {
+  if (TestFormat() != 1) GTEST_SKIP() << "format 1's block values";
   Reopen();
   uint32_t vol = NewVolume(64 * kBs, kBs, "vm8");
   for (Seq s = 0; s < 4; ++s) ASSERT_OK(Write(vol, s, 5 * kBs, Pattern(2 * kBs, s)));
@@ -163,6 +168,84 @@ TEST_F(JournalTest, VerifyFindsAMissingVersionAndDanglingBookmark) {
   ASSERT_EQ(problems.size(), 2u);
   EXPECT_NE(problems[0].find("vm8 block 6 seq 2"), std::string::npos) << problems[0];
   EXPECT_NE(problems[1].find("ghost"), std::string::npos) << problems[1];
+}
+
+// Format 2: a flipped bit in a segment's chunk is an error naming the
+// volume, block, seq and file, never data; other versions still read.
+TEST_F(JournalTest, SegmentDamageIsNeverReturnedAsData) {
+  OpenOptions o;
+  o.format = 2;
+  Reopen(o);
+  uint32_t vol = NewVolume(64 * kBs, kBs, "vm7");
+  for (Seq s = 0; s < 4; ++s) ASSERT_OK(Write(vol, s, 12 * kBs, Pattern(kBs, s)));
+  ASSERT_OK(j_->Commit());
+  std::string seg_file, offset;
+  for (const std::string& l : DumpLines()) {
+    if (!l.starts_with("extent ") || l.find(" seq=2 ") == std::string::npos) continue;
+    auto field = [&](const std::string& name) {
+      size_t at = l.find(" " + name + "=") + name.size() + 2;
+      return l.substr(at, l.find(' ', at) - at);
+    };
+    char name[32];
+    snprintf(name, sizeof name, "%016llx.seg", std::stoull(field("segment")));
+    seg_file = dir_ + "/segments/" + std::string(8 - std::to_string(vol).size(), '0') +
+               std::to_string(vol) + "/" + name;
+    offset = field("offset");
+  }
+  ASSERT_FALSE(seg_file.empty());
+  j_.reset();
+  {
+    FILE* f = fopen(seg_file.c_str(), "r+b");
+    ASSERT_NE(f, nullptr) << seg_file;
+    long at = std::stol(offset) + 100;
+    fseek(f, at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+  }
+  Reopen(o);
+  std::string out(kBs, '\x77');
+  Status st = j_->ReadBlock(vol, 12, 2, out.data());
+  ASSERT_EQ(st.code(), Code::kCorruption) << st.ToString();
+  for (const char* want : {"vm7", "block 12", "seq 2", ".seg"}) {
+    EXPECT_NE(st.message().find(want), std::string::npos) << st.message();
+  }
+  EXPECT_BYTES_EQ(Block(vol, 12, 1), Pattern(kBs, 1));
+  EXPECT_BYTES_EQ(Block(vol, 12, 3), Pattern(kBs, 3));
+  Status scan = j_->ScanBlocks(vol, 2, [](uint64_t, std::string_view) { return Status::Ok(); });
+  EXPECT_EQ(scan.code(), Code::kCorruption) << scan.ToString();
+  std::vector<std::string> problems;
+  auto bad = j_->Verify(vol, [&](std::string_view l) { problems.emplace_back(l); });
+  ASSERT_FALSE(bad);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("fails its CRC"), std::string::npos) << problems[0];
+}
+
+// Format 2: a lost extent is found from the seq records.
+TEST_F(JournalTest, VerifyFindsAMissingExtent) {
+  OpenOptions o;
+  o.format = 2;
+  Reopen(o);
+  uint32_t vol = NewVolume(64 * kBs, kBs, "vm8");
+  for (Seq s = 0; s < 4; ++s) ASSERT_OK(Write(vol, s, 5 * kBs, Pattern(2 * kBs, s)));
+  ASSERT_OK(j_->Commit());
+  std::vector<std::string> problems;
+  auto collect = [&](std::string_view l) { problems.emplace_back(l); };
+  auto clean = j_->Verify(vol, collect);
+  ASSERT_TRUE(clean) << clean.error().ToString();
+  EXPECT_EQ(clean.value().blocks, 8u);
+  j_.reset();
+  {
+    RawDb raw(dir_);
+    ASSERT_NE(raw.db(), nullptr);
+    ASSERT_TRUE(raw.db()->Delete({}, raw.cf(7), ExtentKey(vol, 0, 2, 5)).ok());
+  }
+  Reopen(o);
+  auto bad = j_->Verify(vol, collect);
+  ASSERT_FALSE(bad);
+  ASSERT_EQ(problems.size(), 2u);  // blocks 5 and 6 of seq 2
+  EXPECT_NE(problems[0].find("vm8 block 5 seq 2"), std::string::npos) << problems[0];
 }
 
 TEST_F(JournalTest, CrashedImportIsRemovedAtReopen) {

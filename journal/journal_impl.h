@@ -8,6 +8,8 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -15,10 +17,13 @@
 #include <vector>
 
 #include "tidemark/journal/journal.h"
+#include "tidemark/journal/segment.h"
 
 namespace tidemark::journal {
 
-enum Cf : size_t { kDefault = 0, kBlocks, kSeqs, kTimes, kRanges, kBookmarks, kFlushes, kCfCount };
+enum Cf : size_t {
+  kDefault = 0, kBlocks, kSeqs, kTimes, kRanges, kBookmarks, kFlushes, kExtents, kCfCount
+};
 
 // Translates a RocksDB status once, at the module's edge.
 Status FromRocks(const rocksdb::Status& s, std::string_view what);
@@ -82,6 +87,28 @@ struct SpaceState {
   Seq last_flush_seq = kNoSeq;  // newest seq with a flush marker
 };
 
+// Format 2: blocks of one seq, contiguous, all data or all zeros, not yet
+// appended to the space's segment log (journal_segments.cc).
+struct PendingRun {
+  uint32_t volume = 0;
+  Seq seq = 0;
+  TimeNs time_ns = 0;
+  uint8_t flags = 0;
+  uint8_t op = seg::kOpWrite;
+  uint64_t first_block = 0;
+  uint64_t blocks = 0;
+  bool zeros = false;
+  std::string data;  // blocks * block_bytes, empty for zeros
+};
+
+// Format 2: the decoded bytes of the chunk an extent points at, kept for the
+// next block of the same extent.
+struct ChunkCache {
+  uint64_t segment = ~uint64_t{0};
+  uint64_t offset = 0;
+  std::string raw;
+};
+
 class Journal::Impl {
  public:
   std::string dir;
@@ -115,7 +142,8 @@ class Journal::Impl {
 
   // Writer internals (journal_write.cc).
   Status Commit();
-  Status PutBlock(const VolumeState& vol, uint64_t block, Seq seq, std::string_view data);
+  Status PutBlock(const VolumeState& vol, uint64_t block, Seq seq, std::string_view data,
+                  TimeNs time_ns = 0, uint8_t flags = 0);
   // The newest content of a block, pending writes included.
   Status CurrentBlock(const VolumeState& vol, uint64_t block, std::string* out);
   bool SeqExists(uint32_t space, Seq seq) const;
@@ -143,6 +171,36 @@ class Journal::Impl {
   // The newest point: the latest seq, or the start of an open interval.
   Result<Point> ConsistentLatest(const VolumeState& vol) const;
   std::map<uint32_t, std::vector<Journal::UnorderedInterval>> unordered;  // by space
+
+  // Format 2 (journal_segments.cc): block bytes in segment files, an extent
+  // index in RocksDB (docs/format-journal-2.md).
+  bool v2() const { return meta.format_version >= 2; }
+  // Blocks per aligned chunk of the volume (64 KiB, or one block when larger).
+  static uint64_t ChunkBlocks(const VolumeState& vol);
+  std::optional<PendingRun> run;
+  std::map<uint32_t, seg::Location> pending_tails;  // spaces appended since the last commit
+  std::set<uint32_t> unsynced_spaces;               // spaces appended since the last sync
+  // The space's segment log, opened on first use: for appending (a writer;
+  // the log is cut at the committed tail) or for reads.
+  Result<seg::SegmentLog*> Log(uint32_t space, bool append) const;
+  mutable std::mutex logs_mu;
+  mutable std::map<uint32_t, std::unique_ptr<seg::SegmentLog>> logs;
+  mutable std::set<uint32_t> appending;  // spaces whose log was cut and appends
+  // Appends the pending run as one data record and indexes its chunks.
+  Status FlushRun();
+  // Writes the batch (the run and the tails included) without touching the
+  // in-memory seq state: Commit and imports.
+  Status WriteBatchV2();
+  Status SyncLogs();
+  // Calls fn for every block in [first, end) with an extent at or before
+  // seq: the newest, in block order. Range records are not applied.
+  using ExtentFn = std::function<Status(uint64_t block, Seq version, const ExtentRecord& rec)>;
+  Status ForEachExtent(const VolumeState& vol, Seq seq, uint64_t first, uint64_t end,
+                       const ExtentFn& fn) const;
+  // One block's bytes from its extent, through `cache`.
+  Status BlockFromExtent(const VolumeState& vol, uint64_t block, Seq version,
+                         const ExtentRecord& rec, ChunkCache* cache, const char** bytes) const;
+  Status ReadBlockAtV2(const VolumeState& vol, uint64_t block, Seq seq, char* out) const;
 };
 
 }  // namespace tidemark::journal

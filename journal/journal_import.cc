@@ -45,11 +45,21 @@ Status Journal::Impl::AbandonImport(const std::string& marker_key) {
   std::string prefix = IdPrefix(volume);
   rocksdb::ReadOptions ro;
   ro.total_order_seek = true;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[kBlocks]));
+  // Format 2: the extents go; the segment bytes they named are dead (never
+  // a point's), left for retention to reclaim.
+  const Cf where = v2() ? kExtents : kBlocks;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[where]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto key = DecodeBlockKey(it->key().ToStringView());
-    if (key && key.value().seq == seq) {
-      TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kBlocks], it->key()), "batch delete"));
+    Seq key_seq = kNoSeq;
+    if (v2()) {
+      auto key = DecodeExtentKey(it->key().ToStringView());
+      if (key) key_seq = key.value().seq;
+    } else {
+      auto key = DecodeBlockKey(it->key().ToStringView());
+      if (key) key_seq = key.value().seq;
+    }
+    if (key_seq == seq) {
+      TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[where], it->key()), "batch delete"));
     }
   }
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "scan blocks"));
@@ -111,11 +121,15 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
           TM_RETURN_IF_ERROR(in.ReadBlockAt(*vol, block, kNoSeq, current.data()));
           if (std::memcmp(current.data(), data.data(), bs) == 0) continue;
         }
-        TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data));
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data, time_ns));
         changed.push_back({block * bs, std::min<uint64_t>(bs, size - block * bs)});
       }
       // The blocks stay invisible (no seq record yet): commit to bound memory.
-      TM_RETURN_IF_ERROR(FromRocks(in.db->Write({}, &in.batch), "write import batch"));
+      if (in.v2()) {
+        TM_RETURN_IF_ERROR(in.WriteBatchV2());
+      } else {
+        TM_RETURN_IF_ERROR(FromRocks(in.db->Write({}, &in.batch), "write import batch"));
+      }
       in.batch.Clear();
       in.pending_blocks.clear();
       in.pending_bytes = 0;
@@ -134,10 +148,13 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
     TM_RETURN_IF_ERROR(FromRocks(
         wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()), "batch put"));
     TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+    TM_RETURN_IF_ERROR(in.SyncLogs());  // the blocks before the seq record that names them
     TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
     return Status::Ok();
   }();
   if (!s.ok()) {
+    in.run.reset();
+    in.pending_tails.clear();
     in.batch.Clear();
     in.pending_blocks.clear();
     in.pending_bytes = 0;
@@ -236,20 +253,31 @@ Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
   const uint64_t size = vol->epoch().size_bytes;
   // The seq record lists what seq 0 holds: every block staged at seq 0.
   std::vector<Extent> changed;
-  std::string prefix = IdPrefix(volume);
-  rocksdb::ReadOptions ro;
-  ro.total_order_seek = true;
-  std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator(ro, in.cf[kBlocks]));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    BOOST_OUTCOME_TRY(key, DecodeBlockKey(it->key().ToStringView()));
-    if (key.seq != seq) continue;
-    uint64_t off = key.block * bs;
-    uint64_t len = std::min<uint64_t>(bs, size - off);
+  auto add = [&](uint64_t first_block, uint64_t blocks) {
+    uint64_t off = first_block * bs;
+    uint64_t len = std::min<uint64_t>(blocks * bs, size - off);
     if (!changed.empty() && changed.back().end_bytes() == off) {
       changed.back().length_bytes += len;
     } else {
       changed.push_back({off, len});
     }
+  };
+  std::string prefix = IdPrefix(volume);
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator(ro, in.cf[in.v2() ? kExtents : kBlocks]));
+  const uint64_t chunk_blocks = Impl::ChunkBlocks(*vol);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (in.v2()) {
+      BOOST_OUTCOME_TRY(key, DecodeExtentKey(it->key().ToStringView()));
+      if (key.seq != seq) continue;
+      BOOST_OUTCOME_TRY(rec, DecodeExtent(it->value().ToStringView()));
+      add(key.chunk * chunk_blocks + rec.first, rec.count);
+      continue;
+    }
+    BOOST_OUTCOME_TRY(key, DecodeBlockKey(it->key().ToStringView()));
+    if (key.seq != seq) continue;
+    add(key.block, 1);
   }
   TM_RETURN_IF_ERROR(FromRocks(it->status(), "scan staged blocks"));
   if (time_ns < sp.last_time_ns) time_ns = sp.last_time_ns;  // time never goes backwards
@@ -261,6 +289,7 @@ Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
       FromRocks(wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()),
                 "batch put"));
   TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+  TM_RETURN_IF_ERROR(in.SyncLogs());  // the blocks before the seq record that names them
   rocksdb::WriteOptions sync_wo;
   sync_wo.sync = true;
   TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));

@@ -103,6 +103,7 @@ Status Journal::Impl::DecodeBlockValue(const VolumeState& vol, uint64_t block, S
 
 Status Journal::Impl::ReadBlockAt(const VolumeState& vol, uint64_t block, Seq seq,
                                   char* out) const {
+  if (v2()) return ReadBlockAtV2(vol, block, seq, out);
   const uint32_t bs = vol.epoch().block_bytes;
   std::string upper = BlockKey(vol.rec.id, block + 1, kNoSeq);
   rocksdb::Slice upper_slice(upper);
@@ -253,6 +254,19 @@ Status Journal::ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block,
   const uint32_t id = vol->rec.id;
   end_block = std::min(end_block, vol->Info().blocks());
   if (first_block >= end_block) return Status::Ok();
+  if (impl_->v2()) {
+    ChunkCache cache;
+    return impl_->ForEachExtent(
+        *vol, seq, first_block, end_block,
+        [&](uint64_t block, Seq version, const ExtentRecord& rec) -> Status {
+          if ((rec.flags & kExtentZero) || impl_->ZeroedByRange(*vol, block, version, seq)) {
+            return Status::Ok();
+          }
+          const char* bytes = nullptr;
+          TM_RETURN_IF_ERROR(impl_->BlockFromExtent(*vol, block, version, rec, &cache, &bytes));
+          return fn(block, std::string_view(bytes, vol->epoch().block_bytes));
+        });
+  }
   // Every key of blocks before end_block sorts below its 12-byte prefix.
   std::string upper = end_block == vol->Info().blocks()
                           ? PrefixEnd(id)

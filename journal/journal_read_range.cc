@@ -45,6 +45,7 @@ class RangeReader final : public PointReader {
   const Seq seq_;
   std::unique_ptr<rocksdb::Iterator> point_it_;  // prefix mode, one block per Seek
   std::unique_ptr<rocksdb::Iterator> scan_it_;   // total order, across blocks
+  ChunkCache cache_;                             // format 2: the last chunk read
 };
 
 Status RangeReader::Read(uint64_t first_block, uint32_t count, char* out, BlockState* states) {
@@ -56,6 +57,23 @@ Status RangeReader::Read(uint64_t first_block, uint32_t count, char* out, BlockS
   // Everything reads as zeros until a version says otherwise.
   if (out) std::memset(out, 0, static_cast<size_t>(count) * vol_->epoch().block_bytes);
   if (states) std::fill(states, states + count, BlockState::kZero);
+  if (impl_->v2()) {
+    const uint32_t bs = vol_->epoch().block_bytes;
+    return impl_->ForEachExtent(
+        *vol_, seq_, first_block, first_block + count,
+        [&](uint64_t block, Seq version, const ExtentRecord& rec) -> Status {
+          if ((rec.flags & kExtentZero) || impl_->ZeroedByRange(*vol_, block, version, seq_)) {
+            return Status::Ok();
+          }
+          const uint64_t i = block - first_block;
+          if (states) states[i] = BlockState::kData;
+          if (!out) return Status::Ok();
+          const char* bytes = nullptr;
+          TM_RETURN_IF_ERROR(impl_->BlockFromExtent(*vol_, block, version, rec, &cache_, &bytes));
+          std::memcpy(out + i * bs, bytes, bs);
+          return Status::Ok();
+        });
+  }
   return count <= kSeekEachBlockMax ? SeekEach(first_block, count, out, states)
                                     : Scan(first_block, count, out, states);
 }

@@ -28,9 +28,9 @@ TEST_F(JournalTest, CreateAndOpen) {
   Reopen();
   EXPECT_EQ(j_->dir(), dir_);
   EXPECT_FALSE(j_->read_only());
-  EXPECT_EQ(j_->meta().format_version, kFormatVersion);
-  EXPECT_EQ(j_->meta().read_floor, kFormatVersion);
-  EXPECT_EQ(j_->meta().write_floor, kFormatVersion);
+  EXPECT_EQ(j_->meta().format_version, TestFormat());
+  EXPECT_EQ(j_->meta().read_floor, TestFormat());
+  EXPECT_EQ(j_->meta().write_floor, TestFormat());
   EXPECT_NE(j_->meta().uuid, (std::array<uint8_t, 16>{}));
   EXPECT_GT(j_->meta().created_ns, kT0 - 3650 * 86400 * kSec);
   EXPECT_TRUE(j_->Volumes().empty());

@@ -13,6 +13,22 @@ bool HasKey(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string&
   return db->Get({}, cf, key, &v).ok();
 }
 
+// Format 2: an extent of `seq` covers block b.
+bool HasExtent(const Journal::Impl& in, uint32_t volume, uint64_t chunk_blocks, uint64_t b,
+               Seq seq) {
+  const uint64_t chunk = b / chunk_blocks;
+  const std::string prefix = ExtentKey(volume, chunk, seq, 0).substr(0, 20);
+  std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator({}, in.cf[kExtents]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto rec = DecodeExtent(it->value().ToStringView());
+    if (rec && rec.value().first <= b % chunk_blocks &&
+        b % chunk_blocks < uint64_t{rec.value().first} + rec.value().count) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<Journal::VerifyStats> Journal::Verify(
@@ -36,9 +52,34 @@ Result<Journal::VerifyStats> Journal::Verify(
     ro.total_order_seek = true;
     ro.fill_cache = false;
     std::string prefix = IdPrefix(id);
-    std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator(ro, in.cf[kBlocks]));
     std::string buf(bs, '\0');
-    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const uint64_t chunk_blocks = Journal::Impl::ChunkBlocks(vol);
+    if (in.v2()) {
+      // Format 2: every extent, and its chunk's bytes in the segment.
+      std::unique_ptr<rocksdb::Iterator> et(in.db->NewIterator(ro, in.cf[kExtents]));
+      ChunkCache cache;
+      for (et->Seek(prefix); et->Valid() && et->key().starts_with(prefix); et->Next()) {
+        auto key = DecodeExtentKey(et->key().ToStringView());
+        auto rec = key ? DecodeExtent(et->value().ToStringView()) : Result<ExtentRecord>(key.error());
+        if (!key || !rec) {
+          report("volume " + name + ": " + (!key ? key.error() : rec.error()).message());
+          continue;
+        }
+        stats.blocks += rec.value().count;
+        const uint64_t block = key.value().chunk * chunk_blocks + rec.value().first;
+        const char* bytes = nullptr;
+        Status s = in.BlockFromExtent(vol, block, key.value().seq, rec.value(), &cache, &bytes);
+        if (!s.ok()) report(s.message());
+        if (last == kNoSeq || key.value().seq > last) {
+          report("volume " + name + " block " + std::to_string(block) + " seq " +
+                 std::to_string(key.value().seq) + ": version above the latest point");
+        }
+      }
+      TM_RETURN_IF_ERROR(FromRocks(et->status(), "verify extents"));
+    }
+    std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator(ro, in.cf[kBlocks]));
+    for (it->Seek(prefix); !in.v2() && it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
       auto key = DecodeBlockKey(it->key().ToStringView());
       if (!key) {
         report("volume " + name + ": " + key.error().message());
@@ -84,7 +125,8 @@ Result<Journal::VerifyStats> Journal::Verify(
         if (e.length_bytes == 0) continue;
         for (uint64_t b = e.offset_bytes / bs; b <= (e.end_bytes() - 1) / bs; ++b) {
           if (range && range->Covers(b)) continue;
-          if (!HasKey(in.db.get(), in.cf[kBlocks], BlockKey(id, b, seq))) {
+          if (in.v2() ? !HasExtent(in, id, chunk_blocks, b, seq)
+                      : !HasKey(in.db.get(), in.cf[kBlocks], BlockKey(id, b, seq))) {
             report(where(b) + ": block version missing (the seq record says it was written)");
           }
         }

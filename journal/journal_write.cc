@@ -40,7 +40,29 @@ bool Journal::Impl::SeqExists(uint32_t space, Seq seq) const {
 }
 
 Status Journal::Impl::PutBlock(const VolumeState& vol, uint64_t block, Seq seq,
-                               std::string_view data) {
+                               std::string_view data, TimeNs time_ns, uint8_t flags) {
+  if (v2()) {
+    const bool zero = AllZero(data);
+    pending_blocks[BlockId{vol.rec.id, block}].assign(data);
+    if (!zero) pending_bytes += data.size();
+    if (run && run->volume == vol.rec.id && run->seq == seq && run->zeros == zero &&
+        run->first_block + run->blocks == block && run->data.size() < (8u << 20)) {
+      if (!zero) run->data.append(data);
+      ++run->blocks;
+      return Status::Ok();
+    }
+    TM_RETURN_IF_ERROR(FlushRun());
+    run.emplace();
+    run->volume = vol.rec.id;
+    run->seq = seq;
+    run->time_ns = time_ns;
+    run->flags = flags;
+    run->first_block = block;
+    run->blocks = 1;
+    run->zeros = zero;
+    if (!zero) run->data.assign(data);
+    return Status::Ok();
+  }
   std::string value;
   if (AllZero(data)) {
     value = EncodeValue(ValueKind::kZeroBlock, Codec::kNone, {});
@@ -69,10 +91,15 @@ Status Journal::Impl::CurrentBlock(const VolumeState& vol, uint64_t block, std::
 }
 
 Status Journal::Impl::Commit() {
-  if (batch.Count() == 0) return Status::Ok();
+  if (batch.Count() == 0 && !run) return Status::Ok();
   TM_RETURN_IF_ERROR(failed);
-  rocksdb::WriteOptions wo;
-  Status s = FromRocks(db->Write(wo, &batch), "write batch to journal " + dir);
+  Status s;
+  if (v2()) {
+    s = WriteBatchV2();
+  } else {
+    rocksdb::WriteOptions wo;
+    s = FromRocks(db->Write(wo, &batch), "write batch to journal " + dir);
+  }
   if (!s.ok()) {
     failed = s;
     return s;
@@ -137,13 +164,13 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
         uint64_t hi = std::min(b_start + bs, end);
         std::string_view src = op.data.substr(lo - op.offset_bytes, hi - lo);
         if (hi - lo == bs) {
-          TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, src));
+          TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, src, op.time_ns, op.flags));
           continue;
         }
         // Sub-block write: read-modify-write against the newest version.
         TM_RETURN_IF_ERROR(in.CurrentBlock(*vol, b, &scratch));
         std::memcpy(scratch.data() + (lo - b_start), src.data(), src.size());
-        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch));
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch, op.time_ns, op.flags));
       }
     } else {
       // Whole blocks inside the range, and partial edge blocks.
@@ -163,7 +190,7 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
           uint64_t hi = std::min(b_start + bs, end);
           std::memset(scratch.data() + (lo - b_start), 0, hi - lo);
         }
-        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch));
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch, op.time_ns, op.flags));
       }
       if (as_range) {
         RangeRecord rr{op.op, full_lo, full_hi - full_lo};
@@ -228,7 +255,10 @@ Result<Seq> Journal::Sync(uint32_t volume) {
   TM_RETURN_IF_ERROR(in.Writable());
   BOOST_OUTCOME_TRY(vol, in.Volume(volume));
   TM_RETURN_IF_ERROR(in.Commit());
-  Status s = FromRocks(in.db->SyncWAL(), "sync journal WAL");
+  // Segments before the index: a durable extent never points at bytes that
+  // are not.
+  Status s = in.SyncLogs();
+  if (s.ok()) s = FromRocks(in.db->SyncWAL(), "sync journal WAL");
   if (!s.ok()) {
     in.failed = s;
     return s;

@@ -24,6 +24,10 @@ namespace tidemark::journal {
 // The version this build writes. A journal whose read floor is above it is
 // refused; one whose write floor is above it opens read-only.
 inline constexpr uint32_t kFormatVersion = 1;
+// The newest format this build reads and writes (format 2: segments and an
+// extent index, docs/format-journal-2.md). New journals are kFormatVersion
+// unless OpenOptions asks for another.
+inline constexpr uint32_t kMaxFormatVersion = 2;
 
 inline constexpr size_t kValueHeaderBytes = 8;
 inline constexpr uint32_t kDefaultBlockBytes = 4096;
@@ -37,8 +41,9 @@ inline constexpr const char* kCfTimes = "times";          // time -> seq index
 inline constexpr const char* kCfRanges = "ranges";        // TRIM / WRITE_ZEROES
 inline constexpr const char* kCfBookmarks = "bookmarks";  // name -> seq
 inline constexpr const char* kCfFlushes = "flushes";      // FLUSH / FUA markers
-inline constexpr std::array<const char*, 7> kColumnFamilies = {
-    kCfDefault, kCfBlocks, kCfSeqs, kCfTimes, kCfRanges, kCfBookmarks, kCfFlushes};
+inline constexpr const char* kCfExtents = "extents";      // format 2: chunk -> segment place
+inline constexpr std::array<const char*, 8> kColumnFamilies = {
+    kCfDefault, kCfBlocks, kCfSeqs, kCfTimes, kCfRanges, kCfBookmarks, kCfFlushes, kCfExtents};
 
 // Kinds of stored values. Bit 7 set: a reader that does not know the kind may
 // skip the record; clear: it must refuse it. Stored on disk: never renumber.
@@ -55,6 +60,8 @@ enum class ValueKind : uint8_t {
   kCheckpoint = 10,  // the newest seq known to be on the tap's backing
   kUnordered = 11,   // an interval of seqs written out of order (a resync)
   kGroup = 12,       // a consistency group: its name, seq space and volumes
+  kExtent = 13,      // format 2: where a chunk's blocks at a seq are
+  kTail = 14,        // format 2: the end of a space's committed segment log
 };
 inline constexpr uint8_t kKindSkippable = 0x80;
 std::string_view ValueKindName(ValueKind kind);
@@ -67,7 +74,9 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 //            'B' be32 volume          -> backing checkpoint (a seq)
 //            'U' be32 space be64 after -> UnorderedRecord
 //            'G' name                  -> GroupRecord
+//            'T' be32 space            -> segment tail (format 2)
 // blocks:    be32 volume be64 block be64 ~seq -> block bytes or zero block
+// extents:   be32 volume be64 chunk be64 ~seq be16 first -> ExtentRecord (format 2)
 // seqs:      be32 space  be64 seq     -> SeqRecord
 // times:     be32 space  be64 time_ns be64 seq -> (empty)
 // ranges:    be32 volume be64 seq     -> RangeRecord
@@ -79,6 +88,10 @@ std::string CheckpointKey(uint32_t volume);
 std::string UnorderedKey(uint32_t space, Seq after);
 std::string GroupKey(std::string_view name);
 std::string BlockKey(uint32_t volume, uint64_t block, Seq seq);
+std::string TailKey(uint32_t space);
+// Format 2: the index key of the blocks [first, ...) of aligned chunk
+// `chunk` written at `seq` (first counts blocks from the chunk's start).
+std::string ExtentKey(uint32_t volume, uint64_t chunk, Seq seq, uint16_t first);
 std::string SeqKey(uint32_t space, Seq seq);
 std::string TimeKey(uint32_t space, TimeNs time_ns, Seq seq);
 std::string RangeKey(uint32_t volume, Seq seq);
@@ -93,6 +106,13 @@ struct DecodedBlockKey {
   Seq seq;
 };
 Result<DecodedBlockKey> DecodeBlockKey(std::string_view key);
+struct DecodedExtentKey {
+  uint32_t volume;
+  uint64_t chunk;
+  Seq seq;
+  uint16_t first;
+};
+Result<DecodedExtentKey> DecodeExtentKey(std::string_view key);
 // For seqs, ranges and flushes: be32 id be64 seq.
 struct DecodedSeqKey {
   uint32_t id;
@@ -216,6 +236,33 @@ struct GroupRecord {
 };
 std::string EncodeGroup(const GroupRecord& rec);
 Result<GroupRecord> DecodeGroup(std::string_view stored);
+
+// Format 2: where the blocks [first, first + count) of an aligned chunk
+// (counted from the chunk's start) are at a seq: the chunk's stored bytes in
+// a segment of the volume's space, or zeros (kExtentZero, no bytes).
+inline constexpr uint8_t kExtentZero = 1;
+struct ExtentRecord {
+  uint64_t segment = 0;
+  uint64_t offset = 0;  // of the stored bytes in the segment
+  uint32_t stored_len = 0;
+  Codec codec = Codec::kNone;
+  uint8_t flags = 0;
+  uint16_t first = 0;  // blocks from the chunk's start
+  uint16_t count = 0;
+  uint32_t crc = 0;  // CRC32C of the stored bytes
+  friend bool operator==(const ExtentRecord&, const ExtentRecord&) = default;
+};
+std::string EncodeExtent(const ExtentRecord& rec);
+Result<ExtentRecord> DecodeExtent(std::string_view stored);
+
+// Format 2: the end of a space's committed segment log (segment, offset).
+struct TailRecord {
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  friend bool operator==(const TailRecord&, const TailRecord&) = default;
+};
+std::string EncodeTail(const TailRecord& rec);
+Result<TailRecord> DecodeTail(std::string_view stored);
 
 std::string EncodeTime();  // the (empty) value of a time index key
 Status CheckTime(std::string_view stored);

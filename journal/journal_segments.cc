@@ -1,0 +1,261 @@
+// Format 2's block store (docs/format-journal-2.md): a write's blocks go to
+// its seq space's segment log once, as one data record cut into aligned
+// chunks; RocksDB keeps an extent index (volume, chunk, ~seq, first block)
+// pointing at them. Reads find the newest extent at or before a point and
+// fetch only its chunk.
+#include <rocksdb/options.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "coding.h"
+#include "journal_impl.h"
+#include "tidemark/journal/crc32c.h"
+#include "tidemark/journal/time.h"
+
+namespace tidemark::journal {
+
+namespace {
+
+constexpr uint64_t kChunkBytes = uint64_t{1} << seg::kDefaultChunkLog2;
+// A run is appended once it holds this much: a record's chunks are read
+// separately, so longer records buy nothing.
+constexpr size_t kMaxRunBytes = 8 << 20;
+
+}  // namespace
+
+uint64_t Journal::Impl::ChunkBlocks(const VolumeState& vol) {
+  const uint64_t bs = vol.epoch().block_bytes;
+  return std::max<uint64_t>(kChunkBytes, bs) / bs;
+}
+
+Result<seg::SegmentLog*> Journal::Impl::Log(uint32_t space, bool append) const {
+  std::lock_guard lock(logs_mu);
+  auto it = logs.find(space);
+  if (it == logs.end()) {
+    auto l = seg::SegmentLog::Open(dir, space, meta.uuid, {}, /*create=*/append);
+    if (!l) return l.error();
+    it = logs.emplace(space, std::move(l.value())).first;
+  }
+  if (append && !appending.count(space)) {
+    // The first append since open: cut what a crash appended after the
+    // committed tail (never acknowledged: Sync commits first).
+    seg::Location tail;
+    std::string v;
+    rocksdb::Status s = db->Get({}, cf[kDefault], TailKey(space), &v);
+    if (s.ok()) {
+      auto t = DecodeTail(v);
+      if (!t) return t.error().Annotate("journal " + dir + " space " + std::to_string(space));
+      tail = {t.value().segment, t.value().offset};
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "read segment tail");
+    }
+    auto sp = spaces.find(space);
+    const Seq next = sp == spaces.end() || sp->second.last_seq == kNoSeq ? 0 : sp->second.last_seq + 1;
+    TM_RETURN_IF_ERROR(it->second->StartAppend(tail, next, NowNs()));
+    appending.insert(space);
+  }
+  return it->second.get();
+}
+
+Status Journal::Impl::FlushRun() {
+  if (!run) return Status::Ok();
+  PendingRun r = std::move(*run);
+  run.reset();
+  BOOST_OUTCOME_TRY(vol, Volume(r.volume));
+  const uint32_t bs = vol->epoch().block_bytes;
+  const uint64_t chunk_blocks = ChunkBlocks(*vol);
+  seg::DataIn in;
+  in.volume = r.volume;
+  in.seq = r.seq;
+  in.flags = r.flags;
+  in.header.time_ns = r.time_ns;
+  in.header.op = r.op;
+  in.header.offset_bytes = r.first_block * bs;
+  in.header.length_bytes = static_cast<uint32_t>(r.blocks * bs);
+  in.header.block_bytes = bs;
+  in.header.chunk_log2 = seg::kDefaultChunkLog2;
+  in.zeros = r.zeros;
+  in.data = r.data;
+  in.codec = meta.codec;
+  std::string rec;
+  std::vector<seg::ChunkDesc> chunks;
+  TM_RETURN_IF_ERROR(seg::EncodeData(in, &rec, &chunks));
+  BOOST_OUTCOME_TRY(log, Log(vol->rec.space, /*append=*/true));
+  BOOST_OUTCOME_TRY(at, log->Append(rec, r.seq, NowNs()));
+  for (const seg::ChunkDesc& c : chunks) {
+    const uint64_t block = c.volume_offset / bs;
+    ExtentRecord e;
+    e.segment = at.segment;
+    e.offset = at.offset + c.payload_offset;
+    e.stored_len = c.stored_len;
+    e.codec = c.codec;
+    e.flags = (c.flags & seg::kChunkZero) ? kExtentZero : 0;
+    e.first = static_cast<uint16_t>(block % chunk_blocks);
+    e.count = static_cast<uint16_t>(c.raw_len / bs);
+    e.crc = c.crc;
+    TM_RETURN_IF_ERROR(FromRocks(
+        batch.Put(cf[kExtents], ExtentKey(r.volume, block / chunk_blocks, r.seq, e.first),
+                  EncodeExtent(e)),
+        "batch put"));
+  }
+  pending_tails[vol->rec.space] = log->tail();
+  unsynced_spaces.insert(vol->rec.space);
+  return Status::Ok();
+}
+
+Status Journal::Impl::WriteBatchV2() {
+  TM_RETURN_IF_ERROR(FlushRun());
+  for (const auto& [space, t] : pending_tails) {
+    TM_RETURN_IF_ERROR(FromRocks(
+        batch.Put(cf[kDefault], TailKey(space), EncodeTail({t.segment, t.offset})), "batch put"));
+  }
+  if (batch.Count() == 0) return Status::Ok();
+  rocksdb::WriteOptions wo;
+  TM_RETURN_IF_ERROR(FromRocks(db->Write(wo, &batch), "write batch to journal " + dir));
+  pending_tails.clear();
+  batch.Clear();
+  return Status::Ok();
+}
+
+Status Journal::Impl::SyncLogs() {
+  for (uint32_t space : unsynced_spaces) {
+    BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
+    TM_RETURN_IF_ERROR(log->Sync());
+  }
+  unsynced_spaces.clear();
+  return Status::Ok();
+}
+
+Status Journal::Impl::ForEachExtent(const VolumeState& vol, Seq seq, uint64_t first, uint64_t end,
+                                    const ExtentFn& fn) const {
+  if (first >= end) return Status::Ok();
+  const uint32_t id = vol.rec.id;
+  const uint64_t n = ChunkBlocks(vol);
+  const uint64_t first_chunk = first / n, last_chunk = (end - 1) / n;
+  rocksdb::ReadOptions ro;
+  if (first_chunk == last_chunk) {
+    ro.prefix_same_as_start = true;  // one chunk: the prefix bloom filter helps
+  } else {
+    ro.total_order_seek = true;  // crosses chunk prefixes
+    ro.readahead_size = 2 << 20;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf[kExtents]));
+  struct Hit {
+    Seq seq;
+    ExtentRecord rec;
+  };
+  std::vector<int> owner(n);
+  std::vector<Hit> hits;
+  it->Seek(ExtentKey(id, first_chunk, seq, 0));
+  while (it->Valid()) {
+    BOOST_OUTCOME_TRY(key, DecodeExtentKey(it->key().ToStringView()));
+    if (key.volume != id || key.chunk > last_chunk) break;
+    if (key.seq > seq) {  // versions newer than the point: seek past them
+      it->Seek(ExtentKey(id, key.chunk, seq, 0));
+      continue;
+    }
+    // The chunk's versions at or before the point, newest first, until
+    // every block of it inside [first, end) has its newest.
+    const uint64_t chunk = key.chunk;
+    const uint64_t lo = std::max(first, chunk * n) - chunk * n;
+    const uint64_t hi = std::min(end, (chunk + 1) * n) - chunk * n;
+    std::fill(owner.begin(), owner.end(), -1);
+    hits.clear();
+    uint64_t unresolved = hi - lo;
+    while (unresolved > 0) {
+      auto rec = DecodeExtent(it->value().ToStringView());
+      if (!rec) {
+        return rec.error().Annotate("volume " + vol.rec.name + " chunk " + std::to_string(chunk) +
+                                    " seq " + std::to_string(key.seq));
+      }
+      const uint64_t a = std::max<uint64_t>(lo, rec.value().first);
+      const uint64_t b = std::min<uint64_t>(hi, uint64_t{rec.value().first} + rec.value().count);
+      bool used = false;
+      for (uint64_t i = a; i < b; ++i) {
+        if (owner[i] >= 0) continue;
+        owner[i] = static_cast<int>(hits.size());
+        used = true;
+        --unresolved;
+      }
+      if (used) hits.push_back({key.seq, rec.value()});
+      it->Next();
+      if (!it->Valid()) break;
+      auto next = DecodeExtentKey(it->key().ToStringView());
+      if (!next) return next.error();
+      if (next.value().volume != id || next.value().chunk != chunk) break;
+      key = next.value();
+    }
+    for (uint64_t i = lo; i < hi; ++i) {
+      if (owner[i] < 0) continue;
+      const Hit& h = hits[owner[i]];
+      TM_RETURN_IF_ERROR(fn(chunk * n + i, h.seq, h.rec));
+    }
+    if (chunk == last_chunk) break;
+    it->Seek(ExtentKey(id, chunk + 1, seq, 0));
+  }
+  return FromRocks(it->status(), "read extents of " + vol.rec.name);
+}
+
+Status Journal::Impl::BlockFromExtent(const VolumeState& vol, uint64_t block, Seq version,
+                                      const ExtentRecord& rec, ChunkCache* cache,
+                                      const char** bytes) const {
+  const uint32_t bs = vol.epoch().block_bytes;
+  if (cache->segment != rec.segment || cache->offset != rec.offset) {
+    auto where = [&] {
+      return "volume " + vol.rec.name + " block " + std::to_string(block) + " seq " +
+             std::to_string(version);
+    };
+    cache->segment = ~uint64_t{0};
+    const uint64_t raw_len = uint64_t{rec.count} * bs;
+    cache->raw.resize(raw_len);
+    if (rec.flags & kExtentZero) {
+      std::memset(cache->raw.data(), 0, raw_len);
+    } else {
+      auto log = Log(vol.rec.space, /*append=*/false);
+      if (!log) return Status(log.error().code(), where() + ": " + log.error().message());
+      std::string stored(rec.stored_len, '\0');
+      Status s = log.value()->Read(rec.segment, rec.offset, stored.size(), stored.data());
+      if (!s.ok()) return Status(s.code(), where() + ": " + s.message());
+      if (Crc32c(stored) != rec.crc) {
+        return Status::Corruption(where() + ": " + log.value()->SegmentPath(rec.segment) +
+                                  " offset " + std::to_string(rec.offset) + ": chunk fails its CRC");
+      }
+      if (rec.codec == Codec::kNone) {
+        if (stored.size() != raw_len) {
+          return Status::Corruption(where() + ": plain chunk of " + std::to_string(stored.size()) +
+                                    " bytes for " + std::to_string(raw_len));
+        }
+        cache->raw.swap(stored);
+      } else {
+        s = Decompress(rec.codec, stored, cache->raw.data(), raw_len);
+        if (!s.ok()) return Status::Corruption(where() + ": " + s.message());
+      }
+    }
+    cache->segment = rec.segment;
+    cache->offset = rec.offset;
+  }
+  const uint64_t n = ChunkBlocks(vol);
+  *bytes = cache->raw.data() + (block % n - rec.first) * bs;
+  return Status::Ok();
+}
+
+Status Journal::Impl::ReadBlockAtV2(const VolumeState& vol, uint64_t block, Seq seq,
+                                    char* out) const {
+  const uint32_t bs = vol.epoch().block_bytes;
+  std::memset(out, 0, bs);
+  ChunkCache cache;
+  return ForEachExtent(vol, seq, block, block + 1,
+                       [&](uint64_t b, Seq version, const ExtentRecord& rec) -> Status {
+                         if (ZeroedByRange(vol, b, version, seq) || (rec.flags & kExtentZero)) {
+                           return Status::Ok();
+                         }
+                         const char* bytes = nullptr;
+                         TM_RETURN_IF_ERROR(BlockFromExtent(vol, b, version, rec, &cache, &bytes));
+                         std::memcpy(out, bytes, bs);
+                         return Status::Ok();
+                       });
+}
+
+}  // namespace tidemark::journal
