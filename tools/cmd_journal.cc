@@ -1,4 +1,4 @@
-// tidemark journal import|replay|dump|verify|set-floors
+// tidemark journal import|replay|dump|verify|set-floors|upgrade
 #include <cstdio>
 
 #include "cli.h"
@@ -139,6 +139,16 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   verify->add_flag("--json", v->json, "print JSON");
   AddWaitOption(verify);
   verify->callback([v, exit_code] { *exit_code = RunVerify(*v); });
+
+  auto u = std::make_shared<UpgradeArgs>();
+  CLI::App* upgrade = jc->add_subcommand(
+      "upgrade", "rewrite a format-1 journal as format 2 beside it, check it, swap it in");
+  upgrade->add_option("--journal", u->journal_dir, "journal directory")->required();
+  upgrade->add_flag("--remove-old", u->remove_old,
+                    "delete the format-1 journal afterwards (kept as DIR.format1 otherwise)");
+  upgrade->add_flag("--json", u->json, "print JSON");
+  AddWaitOption(upgrade);
+  upgrade->callback([u, exit_code] { *exit_code = RunUpgrade(*u); });
 
   auto f = std::make_shared<FloorArgs>();
   CLI::App* floors = jc->add_subcommand(

@@ -1,4 +1,5 @@
-// Arguments of `journal import` and `journal replay` (cmd_import.cc).
+// Arguments of `journal import` and `journal replay` (cmd_import.cc) and
+// `journal upgrade` (cmd_upgrade.cc).
 #pragma once
 
 #include <cstdint>
@@ -27,5 +28,13 @@ struct ReplayArgs {
   bool json = false;
 };
 int RunReplay(const ReplayArgs& a);
+
+// `journal upgrade` (cmd_upgrade.cc).
+struct UpgradeArgs {
+  std::string journal_dir;
+  bool remove_old = false;
+  bool json = false;
+};
+int RunUpgrade(const UpgradeArgs& a);
 
 }  // namespace tidemark::tools

@@ -301,6 +301,19 @@ class Journal {
                              const std::function<void(std::string_view line)>& problem) const;
   // Rewrites the format floors (compatibility tests, `journal set-floors`).
   Status SetFloors(uint32_t read_floor, uint32_t write_floor);
+
+  // Copies this format-1 journal into a new format-2 journal at `to` (made
+  // there; it must not hold one), seq by seq, so that every point reads the
+  // same; flush markers, bookmarks, unordered intervals and checkpoints are
+  // copied. progress(seqs done, seqs in all) after each seq. The copy is
+  // synced and closed when it returns; this journal is not changed.
+  struct UpgradeStats {
+    uint64_t volumes = 0;
+    uint64_t seqs = 0;
+    uint64_t bytes = 0;  // of writes (imports not counted)
+  };
+  Result<UpgradeStats> Upgrade(const std::string& to,
+                               const std::function<void(uint64_t, uint64_t)>& progress) const;
   // Every record in key order, one line each, for `journal dump`:
   // prints volume-scoped records of `volume` only when it is not kNoVolume.
   static constexpr uint32_t kNoVolume = ~uint32_t{0};
