@@ -496,6 +496,7 @@ Result<VolumeInfo> Journal::CreateVolume(std::string_view name, uint64_t size_by
   rocksdb::WriteOptions wo;
   wo.sync = true;
   TM_RETURN_IF_ERROR(impl_->Commit());
+  TM_RETURN_IF_ERROR(impl_->SyncLogs());  // segments before a synced WAL
   TM_RETURN_IF_ERROR(FromRocks(
       impl_->db->Put(wo, impl_->cf[kDefault], VolumeKey(id), EncodeVolume(rec)),
       "create volume " + std::string(name)));
@@ -546,6 +547,7 @@ Result<GroupInfo> Journal::CreateGroup(std::string_view name,
       FromRocks(wb.Put(in.cf[kDefault], GroupKey(name), EncodeGroup(group)), "batch put"));
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  TM_RETURN_IF_ERROR(in.SyncLogs());  // segments before a synced WAL
   TM_RETURN_IF_ERROR(FromRocks(in.db->Write(wo, &wb), "create group " + std::string(name)));
   for (VolumeState& st : states) in.volumes[st.rec.id] = std::move(st);
   in.spaces[space];
@@ -602,6 +604,7 @@ Status Journal::SetBackingCheckpoint(uint32_t volume, Seq seq) {
   (void)vol;
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  TM_RETURN_IF_ERROR(impl_->SyncLogs());  // segments before a synced WAL
   return FromRocks(
       impl_->db->Put(wo, impl_->cf[kDefault], CheckpointKey(volume), EncodeCheckpoint(seq)),
       "write backing checkpoint");
@@ -635,6 +638,7 @@ Status Journal::SetFloors(uint32_t read_floor, uint32_t write_floor) {
   m.write_floor = write_floor;
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  TM_RETURN_IF_ERROR(impl_->SyncLogs());  // segments before a synced WAL
   TM_RETURN_IF_ERROR(FromRocks(impl_->db->Put(wo, impl_->cf[kDefault], MetaKey(), EncodeMeta(m)),
                                "write metadata"));
   impl_->meta = m;

@@ -90,6 +90,7 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
   const uint32_t bs = vol->epoch().block_bytes;
   rocksdb::WriteOptions sync_wo;
   sync_wo.sync = true;
+  TM_RETURN_IF_ERROR(in.SyncLogs());  // segments before a synced WAL
   std::string marker_value;
   coding::PutBE(&marker_value, seq, 8);
   TM_RETURN_IF_ERROR(FromRocks(

@@ -306,6 +306,7 @@ Result<Bookmark> Journal::AddBookmark(uint32_t volume, std::string_view name, Ti
   BOOST_OUTCOME_TRY(point, in.PointAt(*vol, seq));
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  TM_RETURN_IF_ERROR(in.SyncLogs());  // segments before a synced WAL
   TM_RETURN_IF_ERROR(FromRocks(
       in.db->Put(wo, in.cf[kBookmarks], key, EncodeBookmark({seq, now_ns})), "write bookmark"));
   return Bookmark{std::string(name), point, now_ns};
