@@ -1,4 +1,4 @@
-// tidemark journal import|replay|dump|verify|set-floors|upgrade
+// tidemark journal import|replay|dump|check (verify)|set-floors|upgrade
 #include <cstdio>
 
 #include "cli.h"
@@ -133,7 +133,8 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
 
   auto v = std::make_shared<VerifyArgs>();
   CLI::App* verify = jc->add_subcommand(
-      "verify", "check every stored value's CRC and that every seq's blocks are present");
+      "check", "check every stored value's and chunk's CRC and that every seq's blocks are present");
+  verify->alias("verify");  // its name before format 2
   verify->add_option("--journal", v->journal_dir, "journal directory")->required();
   verify->add_option("VOLUME", v->volume, "only this volume");
   verify->add_flag("--json", v->json, "print JSON");
