@@ -195,6 +195,7 @@ start_protect() {
   shift
   rm -f "$dir/p.sock"
   protect_log=$dir/protect.log
+  : >"$protect_log"
   "$tm" protect --volume "$dir/vol.img" --journal "$dir/journal" --listen "unix:$dir/p.sock" \
     --name vol "$@" >"$protect_log" 2>&1 &
   protect_pid=$!
@@ -225,7 +226,10 @@ init_target() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >"$work/token"
 }
 
+# The log is emptied before the daemon starts: its redirection happens in the child, which
+# under load may run after wait_for has already read the last run's ready line.
 start_target() {
+  : >"$work/target.log"
   "$tm" target serve --config "$work/tgt/target.toml" >"$work/target.log" 2>&1 &
   target_pid=$!
   pids+=("$target_pid")
@@ -234,12 +238,14 @@ start_target() {
 
 start_tap() {
   rm -f "$work/tap.sock"
+  : >"$work/tap.log"
   "$tm" tap --volume "$work/vol.img" --target "127.0.0.1:$port" --tenant bench \
     --token-file "$work/token" --name vol --listen "unix:$work/tap.sock" \
     --ca "$work/tgt/ca.crt" --state "$work/st" "$@" >"$work/tap.log" 2>&1 &
   tap_pid=$!
   pids+=("$tap_pid")
   wait_for "$work/tap.log" '^tapping'
+  wait_sock "$work/tap.sock" "$work/tap.log" "$tap_pid"
 }
 
 start_remote() {
