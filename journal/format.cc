@@ -79,6 +79,12 @@ std::string TailKey(uint32_t space) {
   return k;
 }
 
+std::string SyncedTailKey(uint32_t space) {
+  std::string k = "S";
+  PutBE(&k, space, 4);
+  return k;
+}
+
 std::string ExtentKey(uint32_t volume, uint64_t chunk, Seq seq, uint16_t first) {
   std::string k;
   k.reserve(22);
@@ -445,6 +451,7 @@ std::string EncodeTail(const TailRecord& rec) {
   std::string p;
   PutLE(&p, rec.segment, 8);
   PutLE(&p, rec.offset, 8);
+  PutLE(&p, rec.seq, 8);
   return EncodeValue(ValueKind::kTail, Codec::kNone, p);
 }
 
@@ -454,6 +461,7 @@ Result<TailRecord> DecodeTail(std::string_view stored) {
   TailRecord rec;
   rec.segment = r.LE(8);
   rec.offset = r.LE(8);
+  rec.seq = r.LE(8);
   TM_RETURN_IF_ERROR(Trailing(r, ValueKind::kTail));
   return rec;
 }

@@ -549,9 +549,9 @@ TEST(FormatTest, ExtentKeysAndValues) {
   EXPECT_CODE(DecodeExtent(bad), Code::kCorruption);
   e.count = 0;
   EXPECT_CODE(DecodeExtent(EncodeExtent(e)), Code::kCorruption);
-  auto t = DecodeTail(EncodeTail({3, 1 << 20}));
+  auto t = DecodeTail(EncodeTail({3, 1 << 20, 77}));
   ASSERT_TRUE(t);
-  EXPECT_EQ(t.value(), (TailRecord{3, 1 << 20}));
+  EXPECT_EQ(t.value(), (TailRecord{3, 1 << 20, 77}));
 }
 
 TEST(DamageTest, UnknownKind) {

@@ -235,6 +235,7 @@ Journal::Impl::~Impl() {
   if (db) {
     if (!read_only && failed.ok()) {
       Commit().IgnoreError();  // best effort at close
+      SyncLogs().IgnoreError();  // the next open has no unsynced tail to check
       // Leave no WAL behind: every read-only open would replay it, and with
       // several column families one small unflushed record pins old WAL
       // files full of block data.
@@ -377,6 +378,12 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
                                   std::to_string(kMaxFormatVersion));
     }
   }
+  if (have_meta && meta.format_version < 2 && !o.allow_format1) {
+    const char* env = std::getenv("TIDEMARK_JOURNAL_FORMAT");
+    if (!(env && std::string_view(env) == "1")) {
+      return Status::NotSupported("journal " + dir + " is format 1: run tidemark journal upgrade --journal " + dir);
+    }
+  }
   bool read_only = o.read_only;
   std::string reason;
   if (have_meta && meta.write_floor > kMaxFormatVersion) {
@@ -390,7 +397,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
     uint32_t format = o.format;
     if (format == 0) {
       const char* env = std::getenv("TIDEMARK_JOURNAL_FORMAT");
-      format = env && std::string_view(env) == "2" ? 2 : kFormatVersion;
+      format = env && std::string_view(env) == "1" ? 1 : kMaxFormatVersion;
     }
     if (format < 1 || format > kMaxFormatVersion) {
       return Status::InvalidArgument("journal format " + std::to_string(format) +
@@ -409,6 +416,18 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
   }
   impl->meta = meta;
   TM_RETURN_IF_ERROR(impl->LoadState());
+  if (!impl->read_only && impl->v2()) {
+    // What a power loss may have left after the synced tails (format 2).
+    bool cut = false;
+    TM_RETURN_IF_ERROR(impl->CheckUnsyncedTails(&cut));
+    if (cut) {
+      impl->volumes.clear();
+      impl->spaces.clear();
+      impl->groups.clear();
+      impl->unordered.clear();
+      TM_RETURN_IF_ERROR(impl->LoadState());
+    }
+  }
   auto journal = std::unique_ptr<Journal>(new Journal(std::move(impl)));
   if (!journal->read_only()) {
     // Finish what a crash interrupted: drop block versions of an import

@@ -1,5 +1,8 @@
 // Journal version floors, damage (through RocksDB directly), interrupted
 // imports, and regressions found by the integration tests.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "journal_test_util.h"
 
 namespace tidemark::journal {
@@ -246,6 +249,81 @@ TEST_F(JournalTest, VerifyFindsAMissingExtent) {
   ASSERT_FALSE(bad);
   ASSERT_EQ(problems.size(), 2u);  // blocks 5 and 6 of seq 2
   EXPECT_NE(problems[0].find("vm8 block 5 seq 2"), std::string::npos) << problems[0];
+}
+
+// Format 2, a power loss: what came after the last sync may be missing or
+// torn in the segment while its index entries survived. The next writer's open
+// checks the records after the synced tail and cuts the seqs from the first
+// that fails; every synced seq stays, and writing goes on from there.
+TEST_F(JournalTest, PowerLossCutsTheUnsyncedTail) {
+  OpenOptions o;
+  o.format = 2;
+  Reopen(o);
+  const uint32_t vol = NewVolume(64 * kBs, kBs, "vm9");
+  j_.reset();
+  // The writer: seqs 0-4 synced, 5-9 committed (in the index) but not synced,
+  // then gone without closing (as a power cut leaves it).
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto j = Journal::Open(dir_, o);
+    if (!j) ::_exit(2);
+    for (Seq s = 0; s < 10; ++s) {
+      WriteOp op;
+      op.seq = s;
+      op.time_ns = TimeOf(s);
+      op.offset_bytes = s * 2 * kBs;
+      op.length_bytes = 2 * kBs;
+      std::string data = Pattern(2 * kBs, s);
+      op.data = data;
+      if (!j.value()->Apply(vol, op).ok()) ::_exit(3);
+      if (s == 4 && !j.value()->Sync(vol)) ::_exit(4);
+    }
+    ::_exit(j.value()->Commit().ok() ? 0 : 5);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  uint64_t offset = 0;
+  Reopen(o);  // no damage: nothing is cut
+  EXPECT_EQ(j_->LastSeq(vol).value(), 9u);
+  for (const std::string& l : DumpLines()) {
+    if (!l.starts_with("segment-record ") || l.find(" seq=7 ") == std::string::npos) continue;
+    offset = std::stoull(l.substr(l.find(" offset=") + 8));
+  }
+  j_.reset();  // nothing was appended: the synced tail stays before seq 5
+  ASSERT_GT(offset, 0u);
+  // The page a power cut lost: seq 7's record reads as zeros.
+  const std::string seg_file = dir_ + "/segments/" +
+                               std::string(8 - std::to_string(vol).size(), '0') +
+                               std::to_string(vol) + "/0000000000000001.seg";
+  {
+    FILE* f = fopen(seg_file.c_str(), "r+b");
+    ASSERT_NE(f, nullptr) << seg_file;
+    fseek(f, static_cast<long>(offset), SEEK_SET);
+    std::string zeros(600, '\0');
+    fwrite(zeros.data(), 1, zeros.size(), f);
+    fclose(f);
+  }
+  Reopen(o);
+  ASSERT_FALSE(j_->read_only());
+  // Seq 6 is the last whole record after the synced tail: it goes too (the
+  // lost record might have been its next piece); 5 stays.
+  EXPECT_EQ(j_->LastSeq(vol).value(), 5u);
+  for (Seq s = 0; s <= 5; ++s) {
+    EXPECT_BYTES_EQ(Block(vol, s * 2, 9), Pattern(2 * kBs, s).substr(0, kBs)) << s;
+  }
+  EXPECT_BYTES_EQ(Block(vol, 12, 9), std::string(kBs, '\0'));  // seq 6's blocks
+  auto checked = j_->Verify(vol, [](std::string_view l) { ADD_FAILURE() << l; });
+  EXPECT_TRUE(checked) << checked.error().ToString();
+  // Writing goes on from the cut: seq 6 again, over the torn bytes.
+  ASSERT_OK(Write(vol, 6, 40 * kBs, Pattern(kBs, 66)));
+  ASSERT_TRUE(j_->Sync(vol));
+  Reopen(o);
+  EXPECT_EQ(j_->LastSeq(vol).value(), 6u);
+  EXPECT_BYTES_EQ(Block(vol, 40, 6), Pattern(kBs, 66));
+  EXPECT_BYTES_EQ(Block(vol, 12, 6), std::string(kBs, '\0'));
+  EXPECT_BYTES_EQ(Block(vol, 10, 6), Pattern(2 * kBs, 5).substr(0, kBs));
 }
 
 TEST_F(JournalTest, CrashedImportIsRemovedAtReopen) {

@@ -201,6 +201,13 @@ class Journal::Impl {
   Status BlockFromExtent(const VolumeState& vol, uint64_t block, Seq version,
                          const ExtentRecord& rec, ChunkCache* cache, const char** bytes) const;
   Status ReadBlockAtV2(const VolumeState& vol, uint64_t block, Seq seq, char* out) const;
+  // A writer's open: checks each space's records between its synced and its
+  // committed tail (a power loss may have lost or torn them) and cuts the
+  // seqs from the first that fails. *cut: the index changed (reload state).
+  Status CheckUnsyncedTails(bool* cut);
+  // Removes seqs >= from of `space` from the index and sets its log's
+  // committed tail to `end`, in one synced batch.
+  Status CutSeqs(uint32_t space, Seq from, const seg::Location& end);
 };
 
 }  // namespace tidemark::journal

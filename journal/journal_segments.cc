@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <set>
 
 #include "coding.h"
 #include "journal_impl.h"
@@ -109,7 +110,8 @@ Status Journal::Impl::WriteBatchV2() {
   TM_RETURN_IF_ERROR(FlushRun());
   for (const auto& [space, t] : pending_tails) {
     TM_RETURN_IF_ERROR(FromRocks(
-        batch.Put(cf[kDefault], TailKey(space), EncodeTail({t.segment, t.offset})), "batch put"));
+        batch.Put(cf[kDefault], TailKey(space), EncodeTail({t.segment, t.offset, kNoSeq})),
+        "batch put"));
   }
   if (batch.Count() == 0) return Status::Ok();
   rocksdb::WriteOptions wo;
@@ -120,11 +122,118 @@ Status Journal::Impl::WriteBatchV2() {
 }
 
 Status Journal::Impl::SyncLogs() {
+  if (unsynced_spaces.empty()) return Status::Ok();
+  rocksdb::WriteBatch synced;
   for (uint32_t space : unsynced_spaces) {
     BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
     TM_RETURN_IF_ERROR(log->Sync());
+    // Where the durable log ends, and its newest seq: an open checks only what
+    // lies after it (CheckUnsyncedTails). Durable with the WAL's next sync.
+    auto sp = spaces.find(space);
+    const Seq seq = sp == spaces.end() ? kNoSeq : sp->second.committed_seq;
+    const seg::Location t = log->tail();
+    TM_RETURN_IF_ERROR(FromRocks(
+        synced.Put(cf[kDefault], SyncedTailKey(space), EncodeTail({t.segment, t.offset, seq})),
+        "batch put"));
   }
   unsynced_spaces.clear();
+  return FromRocks(db->Write({}, &synced), "write synced tails");
+}
+
+Status Journal::Impl::CutSeqs(uint32_t space, Seq from, const seg::Location& end) {
+  rocksdb::WriteBatch wb;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf[kSeqs]));
+  const std::string prefix = IdPrefix(space);
+  for (it->Seek(SeqKey(space, from)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    BOOST_OUTCOME_TRY(key, DecodeSeqKey(it->key().ToStringView()));
+    auto rec = DecodeSeq(it->value().ToStringView());
+    if (!rec) return rec.error().Annotate("seq " + std::to_string(key.seq));
+    const SeqRecord& r = rec.value();
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kSeqs], it->key()), "batch delete"));
+    TM_RETURN_IF_ERROR(
+        FromRocks(wb.Delete(cf[kTimes], TimeKey(space, r.time_ns, key.seq)), "batch delete"));
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kFlushes], FlushKey(space, key.seq)), "batch delete"));
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kRanges], RangeKey(r.volume, key.seq)), "batch delete"));
+    auto vol = Volume(r.volume);
+    if (!vol) continue;
+    const uint64_t bs = vol.value()->epoch().block_bytes;
+    const uint64_t n = ChunkBlocks(*vol.value());
+    for (const Extent& e : r.extents) {
+      if (e.length_bytes == 0) continue;
+      for (uint64_t c = e.offset_bytes / bs / n; c <= (e.end_bytes() - 1) / bs / n; ++c) {
+        const std::string p = ExtentKey(r.volume, c, key.seq, 0).substr(0, 20);
+        std::unique_ptr<rocksdb::Iterator> x(db->NewIterator({}, cf[kExtents]));
+        for (x->Seek(p); x->Valid() && x->key().starts_with(p); x->Next()) {
+          TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kExtents], x->key()), "batch delete"));
+        }
+      }
+    }
+  }
+  TM_RETURN_IF_ERROR(FromRocks(it->status(), "read seq records"));
+  TM_RETURN_IF_ERROR(FromRocks(
+      wb.Put(cf[kDefault], TailKey(space), EncodeTail({end.segment, end.offset, kNoSeq})),
+      "batch put"));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db->Write(wo, &wb), "cut journal " + dir);
+}
+
+Status Journal::Impl::CheckUnsyncedTails(bool* cut) {
+  *cut = false;
+  std::set<uint32_t> all;
+  for (const auto& [id, v] : volumes) all.insert(v.rec.space);
+  for (uint32_t space : all) {
+    std::string v;
+    rocksdb::Status s = db->Get({}, cf[kDefault], TailKey(space), &v);
+    if (s.IsNotFound()) continue;  // nothing committed to a segment yet
+    TM_RETURN_IF_ERROR(FromRocks(s, "read segment tail"));
+    BOOST_OUTCOME_TRY(t, DecodeTail(v));
+    const seg::Location committed{t.segment, t.offset};
+    seg::Location synced;
+    Seq synced_seq = kNoSeq;
+    s = db->Get({}, cf[kDefault], SyncedTailKey(space), &v);
+    if (s.ok()) {
+      BOOST_OUTCOME_TRY(st, DecodeTail(v));
+      synced = {st.segment, st.offset};
+      synced_seq = st.seq;
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "read synced segment tail");
+    }
+    if (!(synced < committed)) continue;
+    auto log = Log(space, /*append=*/false);
+    Seq last_good = kNoSeq;  // the newest seq of a whole record after the synced tail
+    seg::Location end = synced;
+    bool bad = false;
+    std::string why;
+    if (!log) {
+      bad = true;
+      why = log.error().message();
+    } else {
+      const Status kStop = Status::Aborted("at the committed tail");
+      auto e = log.value()->Scan(synced, /*check_chunks=*/true,
+                                 [&](const seg::Location& at, const seg::Record& r) {
+                                   if (!(at < committed)) return kStop;
+                                   last_good = r.header.seq;
+                                   return Status::Ok();
+                                 });
+      if (!e) {
+        if (e.error().code() != Code::kAborted) return e.error();
+      } else if (e.value().end < committed) {
+        bad = true;
+        end = e.value().end;
+        why = e.value().file + ": " + e.value().reason;
+      }
+    }
+    if (!bad) continue;
+    // Nothing after the synced tail was acknowledged as durable: the seqs
+    // from the first incomplete one on leave the index (the last whole
+    // record's seq too: the lost record may have been its next piece).
+    Seq from = last_good != kNoSeq ? last_good : (synced_seq == kNoSeq ? 0 : synced_seq + 1);
+    if (synced_seq != kNoSeq && from <= synced_seq) from = synced_seq + 1;
+    (void)why;
+    TM_RETURN_IF_ERROR(CutSeqs(space, from, end));
+    *cut = true;
+  }
   return Status::Ok();
 }
 

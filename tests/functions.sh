@@ -116,6 +116,8 @@ print(v if isinstance(v, str) else json.dumps(v))
 ' "$1"
 }
 
+# New journals are format 2 whatever the caller's shell says (the unit suites choose theirs).
+unset TIDEMARK_JOURNAL_FORMAT
 : "${TM_TIMEOUT_SCALE:=4}"
 export TM_TIMEOUT_SCALE
 

@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
-# The golden format-1 journal (tests/data/README.md, issue 13 decision 7) reads: `journal
-# verify` passes, `journal dump` equals the recorded one, and every seq of every volume
-# restores to the recorded SHA-256; `journal upgrade` rewrites it as format 2, and every
-# point of the upgraded journal restores to the same bytes.
+# The golden format-1 journal (tests/data/README.md, issue 13 decision 7): `journal dump`
+# equals the recorded one; check, points and restore refuse it naming the upgrade; with the
+# format-1 reader every seq of every volume restores to the recorded SHA-256; `journal
+# upgrade` rewrites it as format 2, and every point of the upgraded journal restores to the
+# same bytes.
 source "$(dirname "$0")/functions.sh"
 requires tar sha256sum
 set -e
 data=$TM_SOURCE_ROOT/tests/data
 mkdir "$tmp/j"
 tar -C "$tmp/j" -xzf "$data/journal-format1.tar.gz"
-"$TIDEMARK" journal verify --journal "$tmp/j" >"$tmp/verify.out" ||
-    { cat "$tmp/verify.out" >&2; fail "journal verify of the golden journal"; }
 "$TIDEMARK" journal dump --journal "$tmp/j" >"$tmp/dump"
 diff -u "$data/journal-format1.dump" "$tmp/dump" >&2 || fail "journal dump differs from the recorded one"
+# Everything but dump and upgrade refuses format 1, in one line naming the upgrade.
+for cmd in "journal check" "points" "restore"; do
+    case $cmd in
+    restore) args=(restore --journal "$tmp/j" disk --latest --output "$tmp/r.img") ;;
+    points) args=(points --journal "$tmp/j" disk) ;;
+    *) args=(journal check --journal "$tmp/j") ;;
+    esac
+    msg=$(expect_fail_oneline "$TIDEMARK" "${args[@]}")
+    case $msg in *"format 1: run tidemark journal upgrade --journal $tmp/j"*) ;;
+    *) fail "$cmd of a format-1 journal: $msg" ;; esac
+done
+[ ! -e "$tmp/r.img" ] || fail "a refused restore left its output"
+echo "ok: format 1 refused by check, points and restore: $msg"
+# The format-1 reader itself, as the unit suites use it ($TIDEMARK_JOURNAL_FORMAT=1):
+# every seq of every volume restores to the recorded SHA-256.
+TIDEMARK_JOURNAL_FORMAT=1 "$TIDEMARK" journal check --journal "$tmp/j" >"$tmp/verify.out" ||
+    { cat "$tmp/verify.out" >&2; fail "journal check of the golden journal"; }
 n=0
 while read -r vol seq sum; do
-    "$TIDEMARK" restore --journal "$tmp/j" "$vol" --seq "$seq" --output "$tmp/r.img" --force \
-        >/dev/null || fail "restore $vol seq $seq"
+    TIDEMARK_JOURNAL_FORMAT=1 "$TIDEMARK" restore --journal "$tmp/j" "$vol" --seq "$seq" \
+        --output "$tmp/r.img" --force >/dev/null || fail "restore $vol seq $seq"
     got=$(sha256sum <"$tmp/r.img" | cut -d' ' -f1)
     [ "$got" = "$sum" ] || fail "$vol seq $seq: restore is $got, recorded $sum"
     n=$((n + 1))
@@ -44,7 +60,7 @@ while read -r vol seq sum; do
 done <"$data/journal-format1.points"
 # Bookmarks, flush markers and unordered intervals came along: the same points listed.
 for vol in $(cut -d' ' -f1 "$data/journal-format1.points" | sort -u); do
-    "$TIDEMARK" points --journal "$tmp/j" "$vol" --json >"$tmp/p1.json"
+    TIDEMARK_JOURNAL_FORMAT=1 "$TIDEMARK" points --journal "$tmp/j" "$vol" --json >"$tmp/p1.json"
     "$TIDEMARK" points --journal "$tmp/u" "$vol" --json >"$tmp/p2.json"
     cmp -s "$tmp/p1.json" "$tmp/p2.json" || {
         diff <(python3 -m json.tool "$tmp/p1.json") <(python3 -m json.tool "$tmp/p2.json") >&2

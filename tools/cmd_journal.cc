@@ -22,7 +22,10 @@ struct DumpArgs {
 
 int RunDump(const DumpArgs& a) {
   auto run = [&]() -> Status {
-    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+    journal::OpenOptions o;
+    o.read_only = true;
+    o.allow_format1 = true;  // dump reads format 1 too (docs/format-journal-2.md#versioning)
+    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, o));
     BOOST_OUTCOME_TRY(id, VolumeFilter(*j, a.volume));
     return j->Dump(id, [](std::string_view line) {
       std::fwrite(line.data(), 1, line.size(), stdout);

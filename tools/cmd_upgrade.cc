@@ -45,7 +45,9 @@ int RunUpgrade(const UpgradeArgs& a) {
   nlohmann::json out;
   auto run = [&]() -> Status {
     // A writer's open: no daemon may write while the copy is made.
-    BOOST_OUTCOME_TRY(src, OpenJournal(dir, /*write=*/true));
+    journal::OpenOptions o;
+    o.allow_format1 = true;
+    BOOST_OUTCOME_TRY(src, OpenJournal(dir, o));
     if (src->meta().format_version >= 2) {
       out = {{"ok", true}, {"journal", dir}, {"format", src->meta().format_version},
              {"upgraded", false}};

@@ -21,12 +21,13 @@
 
 namespace tidemark::journal {
 
-// The version this build writes. A journal whose read floor is above it is
-// refused; one whose write floor is above it opens read-only.
+// Format 1's version: MetaRecord's defaults and format 1's encodings
+// (format-journal.md). A format-1 journal is read only by `journal upgrade`
+// and `journal dump`.
 inline constexpr uint32_t kFormatVersion = 1;
-// The newest format this build reads and writes (format 2: segments and an
-// extent index, docs/format-journal-2.md). New journals are kFormatVersion
-// unless OpenOptions asks for another.
+// The format this build writes (format 2: segments and an extent index,
+// docs/format-journal-2.md). A journal whose read floor is above it is
+// refused; one whose write floor is above it opens read-only.
 inline constexpr uint32_t kMaxFormatVersion = 2;
 
 inline constexpr size_t kValueHeaderBytes = 8;
@@ -75,6 +76,7 @@ enum class ChecksumId : uint8_t { kCrc32c = 1 };
 //            'U' be32 space be64 after -> UnorderedRecord
 //            'G' name                  -> GroupRecord
 //            'T' be32 space            -> segment tail (format 2)
+//            'S' be32 space            -> synced segment tail and seq (format 2)
 // blocks:    be32 volume be64 block be64 ~seq -> block bytes or zero block
 // extents:   be32 volume be64 chunk be64 ~seq be16 first -> ExtentRecord (format 2)
 // seqs:      be32 space  be64 seq     -> SeqRecord
@@ -89,6 +91,7 @@ std::string UnorderedKey(uint32_t space, Seq after);
 std::string GroupKey(std::string_view name);
 std::string BlockKey(uint32_t volume, uint64_t block, Seq seq);
 std::string TailKey(uint32_t space);
+std::string SyncedTailKey(uint32_t space);
 // Format 2: the index key of the blocks [first, ...) of aligned chunk
 // `chunk` written at `seq` (first counts blocks from the chunk's start).
 std::string ExtentKey(uint32_t volume, uint64_t chunk, Seq seq, uint16_t first);
@@ -259,6 +262,7 @@ Result<ExtentRecord> DecodeExtent(std::string_view stored);
 struct TailRecord {
   uint64_t segment = 0;
   uint64_t offset = 0;
+  Seq seq = kNoSeq;  // the synced tail's: the space's newest durable seq
   friend bool operator==(const TailRecord&, const TailRecord&) = default;
 };
 std::string EncodeTail(const TailRecord& rec);

@@ -33,7 +33,7 @@ struct OpenOptions {
   // Create the directory and an empty journal when none exists.
   bool create_if_missing = false;
   // Open without write access (restore, points, dump). Also forced when the
-  // journal's write floor is above kFormatVersion.
+  // journal's write floor is above kMaxFormatVersion.
   bool read_only = false;
   // Codec of new block values; stored in the metadata of a new journal and
   // used by every writer of it afterwards. zstd by measurement
@@ -51,9 +51,13 @@ struct OpenOptions {
   // more: each miss reads and checksums a 16 KiB SST block.
   size_t block_cache_bytes = 64 << 20;
   // The format of a new journal: 1 or 2 (docs/format-journal-2.md); 0 takes
-  // $TIDEMARK_JOURNAL_FORMAT ("2"), else kFormatVersion. An existing
-  // journal keeps its own.
+  // $TIDEMARK_JOURNAL_FORMAT, else kMaxFormatVersion. An existing journal
+  // keeps its own.
   uint32_t format = 0;
+  // Open a format-1 journal: only `journal upgrade` and `journal dump` do;
+  // everything else is refused in one line naming the upgrade. Also allowed
+  // when $TIDEMARK_JOURNAL_FORMAT is "1" (the format-1 unit suites).
+  bool allow_format1 = false;
 };
 
 struct VolumeInfo {
