@@ -25,6 +25,9 @@ enum Cf : size_t {
   kDefault = 0, kBlocks, kSeqs, kTimes, kRanges, kBookmarks, kFlushes, kExtents, kCfCount
 };
 
+// True when every byte of d is zero (a word at a time: imports test every block).
+bool AllZero(std::string_view d);
+
 // Translates a RocksDB status once, at the module's edge.
 Status FromRocks(const rocksdb::Status& s, std::string_view what);
 

@@ -116,8 +116,7 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
           data = padded;
         }
         if (first) {
-          bool zero = std::all_of(data.begin(), data.end(), [](char c) { return c == 0; });
-          if (zero) continue;
+          if (AllZero(data)) continue;
         } else {
           TM_RETURN_IF_ERROR(in.ReadBlockAt(*vol, block, kNoSeq, current.data()));
           if (std::memcmp(current.data(), data.data(), bs) == 0) continue;
@@ -223,7 +222,7 @@ Status Journal::StageImport(uint32_t volume, uint64_t offset_bytes, std::string_
   std::string padded;
   for (uint64_t pos = 0; pos < data.size(); pos += bs) {
     std::string_view block = data.substr(pos, bs);
-    if (std::all_of(block.begin(), block.end(), [](char c) { return c == 0; })) continue;
+    if (AllZero(block)) continue;
     if (block.size() < bs) {
       padded.assign(block);
       padded.resize(bs, '\0');

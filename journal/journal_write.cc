@@ -16,6 +16,8 @@ namespace {
 constexpr uint64_t kMaxZeroBlocksInline = 16;
 constexpr size_t kMaxPendingBytes = 64 << 20;
 
+}  // namespace
+
 bool AllZero(std::string_view d) {
   const char* p = d.data();
   size_t n = d.size();
@@ -30,8 +32,6 @@ bool AllZero(std::string_view d) {
   for (; i < n; ++i) acc |= static_cast<uint8_t>(p[i]);
   return acc == 0;
 }
-
-}  // namespace
 
 bool Journal::Impl::SeqExists(uint32_t space, Seq seq) const {
   if (pending_seqs.count({space, seq})) return true;
