@@ -729,7 +729,8 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
                            std::to_string(r.header.flags) + " length=" +
                            std::to_string(r.header.length);
         if (r.header.kind == seg::RecordKind::kData) {
-          line += " time=" + FormatTime(r.data.time_ns) + " extent=" +
+          line += std::string(r.data.op == seg::kOpImport ? " op=import" : " op=write") +
+                  " time=" + FormatTime(r.data.time_ns) + " extent=" +
                   std::to_string(r.data.offset_bytes) + "+" + std::to_string(r.data.length_bytes) +
                   " chunks=" + std::to_string(r.chunks.size());
         }

@@ -145,8 +145,9 @@ class Journal::Impl {
 
   // Writer internals (journal_write.cc).
   Status Commit();
+  // op: seg::kOpWrite, or seg::kOpImport for an import's blocks (format 2's records say which).
   Status PutBlock(const VolumeState& vol, uint64_t block, Seq seq, std::string_view data,
-                  TimeNs time_ns = 0, uint8_t flags = 0);
+                  TimeNs time_ns = 0, uint8_t flags = 0, uint8_t op = seg::kOpWrite);
   // The newest content of a block, pending writes included.
   Status CurrentBlock(const VolumeState& vol, uint64_t block, std::string* out);
   bool SeqExists(uint32_t space, Seq seq) const;

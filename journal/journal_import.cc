@@ -121,7 +121,7 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
           TM_RETURN_IF_ERROR(in.ReadBlockAt(*vol, block, kNoSeq, current.data()));
           if (std::memcmp(current.data(), data.data(), bs) == 0) continue;
         }
-        TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data, time_ns));
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, block, seq, data, time_ns, 0, seg::kOpImport));
         changed.push_back({block * bs, std::min<uint64_t>(bs, size - block * bs)});
       }
       // The blocks stay invisible (no seq record yet): commit to bound memory.
@@ -228,7 +228,8 @@ Status Journal::StageImport(uint32_t volume, uint64_t offset_bytes, std::string_
       padded.resize(bs, '\0');
       block = padded;
     }
-    TM_RETURN_IF_ERROR(in.PutBlock(*vol, (offset_bytes + pos) / bs, vol->import_seq, block));
+    TM_RETURN_IF_ERROR(
+        in.PutBlock(*vol, (offset_bytes + pos) / bs, vol->import_seq, block, 0, 0, seg::kOpImport));
   }
   uint64_t new_end = std::max(prev_end, end);
   TM_RETURN_IF_ERROR(FromRocks(

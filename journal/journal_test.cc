@@ -724,6 +724,10 @@ TEST_F(JournalTest, Import) {
   EXPECT_EQ(Count(lines, "block "), 6);
   EXPECT_EQ(Count(lines, "zero-block "), 0);
   EXPECT_EQ(Count(lines, "seq ", "op=4"), 1);
+  if (TestFormat() == 2) {
+    EXPECT_GE(Count(lines, "segment-record ", " op=import "), 1);
+    EXPECT_EQ(Count(lines, "segment-record ", " op=write "), 0);
+  }
   EXPECT_TRUE(Image(vol, 0) == img);
   EXPECT_TRUE(Scan(vol, 0) == img);
   EXPECT_EQ(j_->Latest(vol).value(), (Point{0, kT0}));

@@ -40,12 +40,13 @@ bool Journal::Impl::SeqExists(uint32_t space, Seq seq) const {
 }
 
 Status Journal::Impl::PutBlock(const VolumeState& vol, uint64_t block, Seq seq,
-                               std::string_view data, TimeNs time_ns, uint8_t flags) {
+                               std::string_view data, TimeNs time_ns, uint8_t flags,
+                               uint8_t op) {
   if (v2()) {
     const bool zero = AllZero(data);
     pending_blocks[BlockId{vol.rec.id, block}].assign(data);
     if (!zero) pending_bytes += data.size();
-    if (run && run->volume == vol.rec.id && run->seq == seq && run->zeros == zero &&
+    if (run && run->volume == vol.rec.id && run->seq == seq && run->zeros == zero && run->op == op &&
         run->first_block + run->blocks == block && run->data.size() < (8u << 20)) {
       if (!zero) run->data.append(data);
       ++run->blocks;
@@ -57,6 +58,7 @@ Status Journal::Impl::PutBlock(const VolumeState& vol, uint64_t block, Seq seq,
     run->seq = seq;
     run->time_ns = time_ns;
     run->flags = flags;
+    run->op = op;
     run->first_block = block;
     run->blocks = 1;
     run->zeros = zero;
