@@ -108,6 +108,12 @@ Status Journal::Impl::FlushRun() {
 
 Status Journal::Impl::WriteBatchV2() {
   TM_RETURN_IF_ERROR(FlushRun());
+  // The records' write(2) before the index names them (and before any
+  // write is answered: callers answer after Commit).
+  for (const auto& [space, t] : pending_tails) {
+    BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
+    TM_RETURN_IF_ERROR(log->Flush());
+  }
   for (const auto& [space, t] : pending_tails) {
     TM_RETURN_IF_ERROR(FromRocks(
         batch.Put(cf[kDefault], TailKey(space), EncodeTail({t.segment, t.offset, kNoSeq})),

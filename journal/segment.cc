@@ -357,7 +357,10 @@ Status ReadChunk(const ChunkDesc& c, std::string_view stored, char* out) {
 // ---- SegmentLog --------------------------------------------------------------
 
 SegmentLog::~SegmentLog() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) {
+    Flush().IgnoreError();  // best effort: the journal flushed what it committed
+    ::close(fd_);
+  }
   for (int fd : unsynced_) ::close(fd);
   for (auto& [n, fd] : read_fds_) ::close(fd);
 }
@@ -559,7 +562,8 @@ Status SegmentLog::OpenSegment(uint64_t number, Seq first_seq, TimeNs now_ns) {
   }
   fd_ = fd;
   current_ = number;
-  size_ = bytes.size();
+  size_ = written_ = bytes.size();
+  buf_.clear();
   dir_dirty_ = true;
   return Status::Ok();
 }
@@ -569,6 +573,7 @@ Status SegmentLog::StartAppend(const Location& at, Seq next_seq, TimeNs now_ns) 
     ::close(fd_);
     fd_ = -1;
   }
+  buf_.clear();
   for (uint64_t n : Segments()) {
     if (n <= at.segment) continue;
     {
@@ -598,7 +603,8 @@ Status SegmentLog::StartAppend(const Location& at, Seq next_seq, TimeNs now_ns) 
   }
   fd_ = fd;
   current_ = at.segment;
-  size_ = at.offset;
+  size_ = written_ = at.offset;
+  buf_.clear();
   unsynced_.push_back(::dup(fd));  // the truncation is made durable by the next Sync
   return Status::Ok();
 }
@@ -606,18 +612,39 @@ Status SegmentLog::StartAppend(const Location& at, Seq next_seq, TimeNs now_ns) 
 Result<Location> SegmentLog::Append(std::string_view records, Seq first_seq, TimeNs now_ns) {
   if (!appending_ || fd_ < 0) return Status::InvalidArgument("segment log is not appending");
   if (size_ > kSegmentHeaderBytes && size_ + records.size() > options_.segment_bytes) {
+    TM_RETURN_IF_ERROR(Flush());
     unsynced_.push_back(fd_);  // sealed: synced (and closed) by the next Sync
     fd_ = -1;
     TM_RETURN_IF_ERROR(OpenSegment(current_ + 1, first_seq, now_ns));
   }
   const Location at{current_, size_};
-  TM_RETURN_IF_ERROR(PwriteAll(fd_, records.data(), records.size(), size_, SegmentPath(current_)));
+  constexpr size_t kGatherBytes = 1 << 20;   // write what was gathered past this
+  constexpr size_t kDirectBytes = 256 << 10;  // a record this long is written at once
+  if (records.size() >= kDirectBytes) {
+    TM_RETURN_IF_ERROR(Flush());
+    TM_RETURN_IF_ERROR(
+        PwriteAll(fd_, records.data(), records.size(), written_, SegmentPath(current_)));
+    written_ += records.size();
+  } else {
+    buf_.append(records);
+  }
   size_ += records.size();
   appended_ += records.size();
+  if (buf_.size() >= kGatherBytes) TM_RETURN_IF_ERROR(Flush());
   return at;
 }
 
+Status SegmentLog::Flush() {
+  if (buf_.empty()) return Status::Ok();
+  if (fd_ < 0) return Status::InvalidArgument("segment log is not appending");
+  TM_RETURN_IF_ERROR(PwriteAll(fd_, buf_.data(), buf_.size(), written_, SegmentPath(current_)));
+  written_ += buf_.size();
+  buf_.clear();
+  return Status::Ok();
+}
+
 Status SegmentLog::Sync() {
+  TM_RETURN_IF_ERROR(Flush());
   for (int fd : unsynced_) {
     if (fd >= 0 && ::fdatasync(fd) != 0) return Status::FromErrno(errno, "sync " + dir_);
     if (fd >= 0) ::close(fd);

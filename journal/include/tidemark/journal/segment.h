@@ -204,9 +204,14 @@ class SegmentLog {
   // Appends encoded records (one or more, whole) and returns the first one's
   // place. A segment past segment_bytes is sealed first; records never span
   // segments. `first_seq` is the first record's seq, for a new segment's header.
+  // Small records are gathered in memory until Flush (or 1 MiB of them): one
+  // write(2) per group commit rather than one per record.
   Result<Location> Append(std::string_view records, Seq first_seq, TimeNs now_ns);
-  // Makes everything appended durable: fdatasync of every segment written
-  // since the last Sync, and of the directory when a segment was created.
+  // Writes what Append gathered (write(2) returned: a process crash keeps it).
+  // The journal flushes before its index names the records.
+  Status Flush();
+  // Makes everything appended durable: Flush, fdatasync of every segment
+  // written since the last Sync, and of the directory when a segment was created.
   Status Sync();
 
   // Reads `n` bytes at `offset` of segment `segment`. kNotFound for a missing
@@ -230,7 +235,9 @@ class SegmentLog {
   LogOptions options_;
   int fd_ = -1;            // the open segment's
   uint64_t current_ = 0;   // its number
-  uint64_t size_ = 0;      // its length
+  uint64_t size_ = 0;      // its length, what Append gathered included
+  uint64_t written_ = 0;   // its length in the file
+  std::string buf_;        // appended, not yet written: the file's bytes [written_, size_)
   bool appending_ = false;
   bool dir_dirty_ = false;
   std::vector<int> unsynced_;  // sealed segments' fds not yet synced (owned)
