@@ -28,6 +28,10 @@ enum Cf : size_t {
 // True when every byte of d is zero (a word at a time: imports test every block).
 bool AllZero(std::string_view d);
 
+// "xxxxxxxx-xxxx-..." of a journal UUID, and lowercase hex of bytes (journal.cc).
+std::string UuidString(const std::array<uint8_t, 16>& u);
+std::string Hex(std::string_view s);
+
 // Translates a RocksDB status once, at the module's edge.
 Status FromRocks(const rocksdb::Status& s, std::string_view what);
 
