@@ -419,9 +419,11 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
   TM_RETURN_IF_ERROR(impl->LoadState());
   if (!impl->read_only && impl->v2()) {
     // What a power loss may have left after the synced tails (format 2).
-    bool cut = false;
+    bool cut = false, rolled = false;
     TM_RETURN_IF_ERROR(impl->CheckUnsyncedTails(&cut));
-    if (cut) {
+    // What a crash left written but not indexed (after the committed tails).
+    TM_RETURN_IF_ERROR(impl->RollForward(&rolled));
+    if (cut || rolled) {
       impl->volumes.clear();
       impl->spaces.clear();
       impl->groups.clear();

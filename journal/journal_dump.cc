@@ -75,10 +75,15 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
                            std::to_string(r.header.flags) + " length=" +
                            std::to_string(r.header.length);
         if (r.header.kind == seg::RecordKind::kData) {
-          line += std::string(r.data.op == seg::kOpImport ? " op=import" : " op=write") +
+          static constexpr const char* kOps[] = {"?", "write", "trim", "zeroes", "import"};
+          line += std::string(" op=") + kOps[r.data.op < 5 ? r.data.op : 0] +
                   " time=" + FormatTime(r.data.time_ns) + " extent=" +
                   std::to_string(r.data.offset_bytes) + "+" + std::to_string(r.data.length_bytes) +
                   " chunks=" + std::to_string(r.chunks.size());
+          if (r.data.head_skip_sectors || r.data.tail_skip_sectors) {
+            line += " skip=" + std::to_string(r.data.head_skip_sectors) + "," +
+                    std::to_string(r.data.tail_skip_sectors);
+          }
         }
         out(line);
         return Status::Ok();

@@ -25,6 +25,10 @@ enum Cf : size_t {
   kDefault = 0, kBlocks, kSeqs, kTimes, kRanges, kBookmarks, kFlushes, kExtents, kCfCount
 };
 
+// Tests only: Commit writes the segments and leaves the index unwritten, as a
+// writer killed between the two does (journal_rollforward_test.cc).
+inline bool g_test_skip_index_writes = false;
+
 // True when every byte of d is zero (a word at a time: imports test every block).
 bool AllZero(std::string_view d);
 
@@ -106,6 +110,11 @@ struct PendingRun {
   uint64_t blocks = 0;
   bool zeros = false;
   std::string data;  // blocks * block_bytes, empty for zeros
+  // The write's byte extent (the record says how far it is inside its whole
+  // blocks), and whether this run is the write's last record.
+  uint64_t write_offset = 0;
+  uint64_t write_end = 0;
+  bool last = false;
 };
 
 // Format 2: the decoded bytes of the chunk an extent points at, kept for the
@@ -186,6 +195,7 @@ class Journal::Impl {
   // Blocks per aligned chunk of the volume (64 KiB, or one block when larger).
   static uint64_t ChunkBlocks(const VolumeState& vol);
   std::optional<PendingRun> run;
+  uint64_t write_offset = 0, write_end = 0;  // of the write Apply is turning into runs
   std::map<uint32_t, seg::Location> pending_tails;  // spaces appended since the last commit
   std::set<uint32_t> unsynced_spaces;               // spaces appended since the last sync
   // The space's segment log, opened on first use: for appending (a writer;
@@ -196,6 +206,16 @@ class Journal::Impl {
   mutable std::set<uint32_t> appending;  // spaces whose log was cut and appends
   // Appends the pending run as one data record and indexes its chunks.
   Status FlushRun();
+  // Puts the index entries of a data record's chunks, at `at`, into `wb`.
+  Status IndexChunks(const VolumeState& vol, Seq seq, const seg::Location& at,
+                     const std::vector<seg::ChunkDesc>& chunks, rocksdb::WriteBatch* wb) const;
+  // Appends a record of another kind than data (after the pending run).
+  Status AppendRecord(uint32_t space, seg::RecordKind kind, uint8_t flags, uint32_t volume, Seq seq,
+                      std::string_view body);
+  // A writer's open: indexes the whole writes and flush markers that the
+  // segments hold after the committed tail (written, maybe answered, but not
+  // indexed when the writer stopped). *rolled: the index changed.
+  Status RollForward(bool* rolled);
   // Writes the batch (the run and the tails included) without touching the
   // in-memory seq state: Commit and imports.
   Status WriteBatchV2();

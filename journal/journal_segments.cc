@@ -66,7 +66,6 @@ Status Journal::Impl::FlushRun() {
   run.reset();
   BOOST_OUTCOME_TRY(vol, Volume(r.volume));
   const uint32_t bs = vol->epoch().block_bytes;
-  const uint64_t chunk_blocks = ChunkBlocks(*vol);
   seg::DataIn in;
   in.volume = r.volume;
   in.seq = r.seq;
@@ -80,11 +79,30 @@ Status Journal::Impl::FlushRun() {
   in.zeros = r.zeros;
   in.data = r.data;
   in.codec = meta.codec;
+  const uint64_t rec_start = r.first_block * bs, rec_end = rec_start + r.blocks * bs;
+  if (r.write_end > r.write_offset) {
+    in.header.head_skip_sectors =
+        static_cast<uint16_t>(r.write_offset > rec_start ? (r.write_offset - rec_start) / kSectorBytes : 0);
+    in.header.tail_skip_sectors =
+        static_cast<uint16_t>(rec_end > r.write_end ? (rec_end - r.write_end) / kSectorBytes : 0);
+  }
+  if (r.last) in.flags |= seg::kFlagSeqEnd;
   std::string rec;
   std::vector<seg::ChunkDesc> chunks;
   TM_RETURN_IF_ERROR(seg::EncodeData(in, &rec, &chunks));
   BOOST_OUTCOME_TRY(log, Log(vol->rec.space, /*append=*/true));
   BOOST_OUTCOME_TRY(at, log->Append(rec, r.seq, NowNs()));
+  TM_RETURN_IF_ERROR(IndexChunks(*vol, r.seq, at, chunks, &batch));
+  pending_tails[vol->rec.space] = log->tail();
+  unsynced_spaces.insert(vol->rec.space);
+  return Status::Ok();
+}
+
+Status Journal::Impl::IndexChunks(const VolumeState& vol, Seq seq, const seg::Location& at,
+                                  const std::vector<seg::ChunkDesc>& chunks,
+                                  rocksdb::WriteBatch* wb) const {
+  const uint32_t bs = vol.epoch().block_bytes;
+  const uint64_t chunk_blocks = ChunkBlocks(vol);
   for (const seg::ChunkDesc& c : chunks) {
     const uint64_t block = c.volume_offset / bs;
     ExtentRecord e;
@@ -97,12 +115,23 @@ Status Journal::Impl::FlushRun() {
     e.count = static_cast<uint16_t>(c.raw_len / bs);
     e.crc = c.crc;
     TM_RETURN_IF_ERROR(FromRocks(
-        batch.Put(cf[kExtents], ExtentKey(r.volume, block / chunk_blocks, r.seq, e.first),
-                  EncodeExtent(e)),
+        wb->Put(cf[kExtents], ExtentKey(vol.rec.id, block / chunk_blocks, seq, e.first),
+                EncodeExtent(e)),
         "batch put"));
   }
-  pending_tails[vol->rec.space] = log->tail();
-  unsynced_spaces.insert(vol->rec.space);
+  return Status::Ok();
+}
+
+Status Journal::Impl::AppendRecord(uint32_t space, seg::RecordKind kind, uint8_t flags,
+                                   uint32_t volume, Seq seq, std::string_view body) {
+  TM_RETURN_IF_ERROR(FlushRun());
+  std::string rec;
+  seg::EncodeRecord(kind, flags, volume, seq, body, &rec);
+  BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
+  auto at = log->Append(rec, seq, NowNs());
+  if (!at) return at.error();
+  pending_tails[space] = log->tail();
+  unsynced_spaces.insert(space);
   return Status::Ok();
 }
 
@@ -113,6 +142,11 @@ Status Journal::Impl::WriteBatchV2() {
   for (const auto& [space, t] : pending_tails) {
     BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
     TM_RETURN_IF_ERROR(log->Flush());
+  }
+  if (g_test_skip_index_writes) {
+    pending_tails.clear();
+    batch.Clear();
+    return Status::Ok();
   }
   for (const auto& [space, t] : pending_tails) {
     TM_RETURN_IF_ERROR(FromRocks(

@@ -62,6 +62,8 @@ Status Journal::Impl::PutBlock(const VolumeState& vol, uint64_t block, Seq seq,
     run->first_block = block;
     run->blocks = 1;
     run->zeros = zero;
+    run->write_offset = write_offset;
+    run->write_end = write_end;
     if (!zero) run->data.assign(data);
     return Status::Ok();
   }
@@ -156,6 +158,9 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
   // batch is never committed and the journal refuses writes until reopened.
   Status s = [&]() -> Status {
     const uint64_t end = op.offset_bytes + op.length_bytes;
+    in.write_offset = op.offset_bytes;
+    in.write_end = end;
+    const uint8_t seg_op = static_cast<uint8_t>(op.op);  // seg::kOp* are OpKind's numbers
     const uint64_t first_block = op.offset_bytes / bs;
     const uint64_t last_block = (end - 1) / bs;
     std::string scratch;
@@ -166,13 +171,13 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
         uint64_t hi = std::min(b_start + bs, end);
         std::string_view src = op.data.substr(lo - op.offset_bytes, hi - lo);
         if (hi - lo == bs) {
-          TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, src, op.time_ns, op.flags));
+          TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, src, op.time_ns, op.flags, seg_op));
           continue;
         }
         // Sub-block write: read-modify-write against the newest version.
         TM_RETURN_IF_ERROR(in.CurrentBlock(*vol, b, &scratch));
         std::memcpy(scratch.data() + (lo - b_start), src.data(), src.size());
-        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch, op.time_ns, op.flags));
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch, op.time_ns, op.flags, seg_op));
       }
     } else {
       // Whole blocks inside the range, and partial edge blocks.
@@ -192,13 +197,29 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
           uint64_t hi = std::min(b_start + bs, end);
           std::memset(scratch.data() + (lo - b_start), 0, hi - lo);
         }
-        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch, op.time_ns, op.flags));
+        TM_RETURN_IF_ERROR(in.PutBlock(*vol, b, op.seq, scratch, op.time_ns, op.flags, seg_op));
       }
       if (as_range) {
         RangeRecord rr{op.op, full_lo, full_hi - full_lo};
         TM_RETURN_IF_ERROR(FromRocks(
             in.batch.Put(in.cf[kRanges], RangeKey(volume, op.seq), EncodeRange(rr)), "batch put"));
         in.pending_ranges.push_back({volume, RangeEntry{op.seq, rr}});
+      }
+    }
+    if (in.v2()) {
+      // The write's last record says so: an open rolls forward only whole
+      // writes (docs/format-journal-2.md#roll-forward).
+      if (in.pending_ranges.empty() || in.pending_ranges.back().second.seq != op.seq) {
+        if (!in.run || in.run->seq != op.seq || in.run->volume != volume) {
+          return Status::Aborted("internal error: seq " + std::to_string(op.seq) + " left no record");
+        }
+        in.run->last = true;
+      } else {
+        const RangeRecord& rr = in.pending_ranges.back().second.rec;
+        TM_RETURN_IF_ERROR(in.AppendRecord(
+            vol->rec.space, seg::RecordKind::kRange, static_cast<uint8_t>(op.flags | seg::kFlagSeqEnd),
+            volume, op.seq,
+            seg::EncodeRangeBody({seg_op, op.time_ns, rr.first_block, rr.block_count})));
       }
     }
     SeqRecord rec{op.time_ns, volume, op.op, op.flags, {Extent{op.offset_bytes, op.length_bytes}}};
@@ -215,6 +236,7 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
     }
     return Status::Ok();
   }();
+  in.write_offset = in.write_end = 0;
   if (!s.ok()) {
     in.failed = s;
     return s;
@@ -245,6 +267,10 @@ Status Journal::MarkFlush(uint32_t volume, Seq seq, TimeNs time_ns, uint8_t flag
   // must not rewrite the marker's time: a read-only client flushes too).
   if (seq == space.last_flush_seq) return Status::Ok();
   space.last_flush_seq = std::max(seq, space.last_flush_seq == kNoSeq ? seq : space.last_flush_seq);
+  if (in.v2()) {
+    TM_RETURN_IF_ERROR(in.AppendRecord(vol->rec.space, seg::RecordKind::kFlush, flags, volume, seq,
+                                       seg::EncodeFlushBody(time_ns)));
+  }
   return FromRocks(in.batch.Put(in.cf[kFlushes], FlushKey(vol->rec.space, seq),
                                 EncodeFlush({time_ns, flags})),
                    "batch put");

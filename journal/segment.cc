@@ -185,7 +185,8 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
   PutLE(out, static_cast<uint8_t>(std::countr_zero(chunk)), 1);
   PutLE(out, 0, 1);
   PutLE(out, d.branch, 4);
-  PutLE(out, 0, 4);
+  PutLE(out, d.head_skip_sectors, 2);
+  PutLE(out, d.tail_skip_sectors, 2);
   const size_t descs = out->size();
   out->resize(descs + n * kChunkDescBytes);
   chunks->clear();
@@ -260,6 +261,43 @@ void EncodeRecord(RecordKind kind, uint8_t flags, uint32_t volume, Seq seq, std:
   SetLE(out, start + 24, h.crc, 4);
 }
 
+std::string EncodeRangeBody(const RangeBody& b) {
+  std::string out;
+  PutLE(&out, b.op, 1);
+  PutLE(&out, static_cast<uint64_t>(b.time_ns), 8);
+  PutLE(&out, b.first_block, 8);
+  PutLE(&out, b.block_count, 8);
+  return out;
+}
+
+Result<RangeBody> DecodeRangeBody(std::string_view body) {
+  if (body.size() != kRangeBodyBytes) {
+    return Status::Corruption("range record of " + std::to_string(body.size()) + " bytes");
+  }
+  RangeBody b;
+  b.op = static_cast<uint8_t>(body[0]);
+  b.time_ns = static_cast<TimeNs>(GetLE(body.data() + 1, 8));
+  b.first_block = GetLE(body.data() + 9, 8);
+  b.block_count = GetLE(body.data() + 17, 8);
+  if (b.op != kOpTrim && b.op != kOpWriteZeroes) {
+    return Status::Corruption("range record of op " + std::to_string(b.op));
+  }
+  return b;
+}
+
+std::string EncodeFlushBody(TimeNs time_ns) {
+  std::string out;
+  PutLE(&out, static_cast<uint64_t>(time_ns), 8);
+  return out;
+}
+
+Result<TimeNs> DecodeFlushBody(std::string_view body) {
+  if (body.size() != 8) {
+    return Status::Corruption("flush record of " + std::to_string(body.size()) + " bytes");
+  }
+  return static_cast<TimeNs>(GetLE(body.data(), 8));
+}
+
 void PadRecord(std::string* out, size_t record_start, uint32_t n) {
   const uint32_t pad = static_cast<uint32_t>(GetLE(out->data() + record_start + 28, 4)) + n;
   SetLE(out, record_start + 28, pad, 4);
@@ -287,6 +325,8 @@ Result<Record> DecodeRecord(std::string_view in) {
     d.chunk_count = static_cast<uint16_t>(GetLE(p + 28, 2));
     d.chunk_log2 = static_cast<uint8_t>(p[30]);
     d.branch = static_cast<uint32_t>(GetLE(p + 32, 4));
+    d.head_skip_sectors = static_cast<uint16_t>(GetLE(p + 36, 2));
+    d.tail_skip_sectors = static_cast<uint16_t>(GetLE(p + 38, 2));
     const uint64_t meta = kDataHeaderBytes + uint64_t{d.chunk_count} * kChunkDescBytes;
     if (meta > h.length) return Status::Corruption("data record's chunk table is cut short");
     covered = r.body.substr(0, meta);

@@ -54,6 +54,9 @@ std::string_view KindName(RecordKind kind);
 inline constexpr uint8_t kFlagFua = 1;
 inline constexpr uint8_t kFlagFlush = 2;
 inline constexpr uint8_t kFlagUnordered = 4;
+// The last record of its seq's write: an open rolls a seq forward into the
+// index only when this record is whole (docs/format-journal-2.md#roll-forward).
+inline constexpr uint8_t kFlagSeqEnd = 8;
 
 // Where a record starts: its segment and the byte offset of its header.
 struct Location {
@@ -107,7 +110,11 @@ struct ChunkDesc {
 
 inline constexpr uint8_t kChunkZero = 1;
 
+// A data record's op: OpKind's numbers (a TRIM's or WRITE_ZEROES's partial
+// edge blocks are data records of that op).
 inline constexpr uint8_t kOpWrite = 1;
+inline constexpr uint8_t kOpTrim = 2;
+inline constexpr uint8_t kOpWriteZeroes = 3;
 inline constexpr uint8_t kOpImport = 4;
 
 struct DataHeader {
@@ -119,6 +126,11 @@ struct DataHeader {
   uint16_t chunk_count = 0;
   uint8_t chunk_log2 = 16;
   uint32_t branch = 0;
+  // The write's own extent inside the record's whole blocks, in 512-byte
+  // sectors: how far it starts after the record's first byte and ends before
+  // its last (a sub-block write, merged to whole blocks). 0 for imports.
+  uint16_t head_skip_sectors = 0;
+  uint16_t tail_skip_sectors = 0;
   bool operator==(const DataHeader&) const = default;
 };
 
@@ -148,6 +160,21 @@ void EncodeRecord(RecordKind kind, uint8_t flags, uint32_t volume, Seq seq, std:
 // Appends `n` zero bytes of padding to the record that ends *out, at
 // `record_start`, and fixes its header (the CRC does not cover padding).
 void PadRecord(std::string* out, size_t record_start, uint32_t n);
+
+// The body of a range record: a TRIM or WRITE_ZEROES of whole blocks.
+struct RangeBody {
+  uint8_t op = kOpTrim;
+  TimeNs time_ns = 0;
+  uint64_t first_block = 0;
+  uint64_t block_count = 0;
+  bool operator==(const RangeBody&) const = default;
+};
+inline constexpr size_t kRangeBodyBytes = 25;
+std::string EncodeRangeBody(const RangeBody& b);
+Result<RangeBody> DecodeRangeBody(std::string_view body);
+// The body of a flush record: its time (its flags are the header's).
+std::string EncodeFlushBody(TimeNs time_ns);
+Result<TimeNs> DecodeFlushBody(std::string_view body);
 
 // A record decoded from its bytes (header, body; padding not needed).
 struct Record {

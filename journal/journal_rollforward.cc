@@ -1,0 +1,147 @@
+// Format 2's roll-forward (docs/format-journal-2.md#roll-forward): the
+// segments are the log, the RocksDB index follows them. A writer's open
+// indexes the whole writes, ranges and flush markers that a space's segments
+// hold after its committed tail, so a write answered once its record's
+// write(2) returned is never lost to a crash before its index entries were.
+#include <rocksdb/options.h>
+
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include "journal_impl.h"
+
+namespace tidemark::journal {
+
+namespace {
+
+// The seq whose records are being read: its index entries are in the batch
+// after a save point, kept once its last record (kFlagSeqEnd) is whole.
+struct OpenSeq {
+  Seq seq = kNoSeq;
+  SeqRecord rec;
+  uint64_t lo = ~uint64_t{0}, hi = 0;  // the write's bytes
+};
+
+}  // namespace
+
+Status Journal::Impl::RollForward(bool* rolled) {
+  *rolled = false;
+  std::set<uint32_t> all;
+  for (const auto& [id, v] : volumes) all.insert(v.rec.space);
+  for (uint32_t space : all) {
+    seg::Location from;
+    std::string v;
+    rocksdb::Status rs = db->Get({}, cf[kDefault], TailKey(space), &v);
+    if (rs.ok()) {
+      BOOST_OUTCOME_TRY(t, DecodeTail(v));
+      from = {t.segment, t.offset};
+    } else if (!rs.IsNotFound()) {
+      return FromRocks(rs, "read segment tail");
+    }
+    auto log = Log(space, /*append=*/false);
+    if (!log) {
+      if (log.error().code() == Code::kNotFound) continue;  // no segment yet
+      return log.error();
+    }
+    auto sp = spaces.find(space);
+    Seq last = sp == spaces.end() ? kNoSeq : sp->second.last_seq;
+    rocksdb::WriteBatch done;  // whole seqs and flush markers
+    seg::Location done_end = from;
+    size_t rolled_seqs = 0;
+    std::optional<OpenSeq> open;
+    const Status kStop = Status::Aborted("not a record to roll forward");
+    auto after = [](const seg::Location& at, const seg::Record& r) {
+      return seg::Location{at.segment, at.offset + r.header.total()};
+    };
+    auto scan = log.value()->Scan(from, /*check_chunks=*/true,
+                                  [&](const seg::Location& at, const seg::Record& r) -> Status {
+      const seg::RecordHeader& h = r.header;
+      if (h.kind == seg::RecordKind::kFlush) {
+        if (open || last == kNoSeq || h.seq > last) return kStop;
+        auto time = seg::DecodeFlushBody(r.body);
+        if (!time) return kStop;
+        TM_RETURN_IF_ERROR(FromRocks(
+            done.Put(cf[kFlushes], FlushKey(space, h.seq), EncodeFlush({time.value(), h.flags})),
+            "batch put"));
+        done_end = after(at, r);
+        return Status::Ok();
+      }
+      auto vol = Volume(h.volume);
+      if (!vol || vol.value()->rec.space != space) return kStop;
+      const VolumeState& vs = *vol.value();
+      const uint64_t bs = vs.epoch().block_bytes;
+      if (open && open->seq != h.seq) return kStop;  // a write cut short
+      if (!open && last != kNoSeq && h.seq <= last) return kStop;
+      if (!open) {
+        done.SetSavePoint();
+        open.emplace();
+        open->seq = h.seq;
+        open->rec.volume = h.volume;
+        open->rec.flags = h.flags & seg::kFlagFua;
+      }
+      if (h.kind == seg::RecordKind::kData) {
+        const seg::DataHeader& d = r.data;
+        if (d.op != seg::kOpWrite && d.op != seg::kOpTrim && d.op != seg::kOpWriteZeroes) {
+          return kStop;  // an import's: its seq record is written by the import
+        }
+        if (d.block_bytes != bs) return kStop;
+        open->rec.op = static_cast<OpKind>(d.op);
+        open->rec.time_ns = d.time_ns;
+        open->lo = std::min(open->lo, d.offset_bytes + uint64_t{d.head_skip_sectors} * kSectorBytes);
+        open->hi = std::max(open->hi, d.offset_bytes + d.length_bytes -
+                                          uint64_t{d.tail_skip_sectors} * kSectorBytes);
+        TM_RETURN_IF_ERROR(IndexChunks(vs, h.seq, at, r.chunks, &done));
+      } else if (h.kind == seg::RecordKind::kRange) {
+        auto b = seg::DecodeRangeBody(r.body);
+        if (!b) return kStop;
+        const seg::RangeBody& rb = b.value();
+        if (rb.first_block + rb.block_count > vs.epoch().size_bytes / bs) return kStop;
+        open->rec.op = static_cast<OpKind>(rb.op);
+        open->rec.time_ns = rb.time_ns;
+        open->lo = std::min(open->lo, rb.first_block * bs);
+        open->hi = std::max(open->hi, (rb.first_block + rb.block_count) * bs);
+        RangeRecord rr{static_cast<OpKind>(rb.op), rb.first_block, rb.block_count};
+        TM_RETURN_IF_ERROR(FromRocks(
+            done.Put(cf[kRanges], RangeKey(h.volume, h.seq), EncodeRange(rr)),
+            "batch put"));
+      } else {
+        return kStop;
+      }
+      if (!(h.flags & seg::kFlagSeqEnd)) return Status::Ok();
+      // The write is whole: its seq, time and FUA entries, then its blocks'.
+      SeqRecord& rec = open->rec;
+      rec.extents = {Extent{open->lo, open->hi - open->lo}};
+      TM_RETURN_IF_ERROR(
+          FromRocks(done.Put(cf[kSeqs], SeqKey(space, h.seq), EncodeSeq(rec)), "batch put"));
+      TM_RETURN_IF_ERROR(FromRocks(
+          done.Put(cf[kTimes], TimeKey(space, rec.time_ns, h.seq), EncodeTime()), "batch put"));
+      if (rec.flags & kSeqFua) {
+        TM_RETURN_IF_ERROR(FromRocks(
+            done.Put(cf[kFlushes], FlushKey(space, h.seq), EncodeFlush({rec.time_ns, kSeqFua})),
+            "batch put"));
+      }
+      TM_RETURN_IF_ERROR(FromRocks(done.PopSavePoint(), "batch save point"));
+      last = h.seq;
+      ++rolled_seqs;
+      open.reset();
+      done_end = after(at, r);
+      return Status::Ok();
+    });
+    if (!scan && scan.error().code() != Code::kAborted) return scan.error();
+    if (open) TM_RETURN_IF_ERROR(FromRocks(done.RollbackToSavePoint(), "batch save point"));
+    if (done_end == from) continue;
+    TM_RETURN_IF_ERROR(FromRocks(
+        done.Put(cf[kDefault], TailKey(space), EncodeTail({done_end.segment, done_end.offset, kNoSeq})),
+        "batch put"));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    TM_RETURN_IF_ERROR(FromRocks(db->Write(wo, &done), "roll the index of journal " + dir +
+                                                           " forward"));
+    (void)rolled_seqs;
+    *rolled = true;
+  }
+  return Status::Ok();
+}
+
+}  // namespace tidemark::journal

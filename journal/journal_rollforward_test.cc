@@ -1,0 +1,127 @@
+// Format 2's roll-forward (docs/format-journal-2.md#roll-forward): writes
+// whose records reached the segments but whose index entries did not are
+// indexed again by the next writer's open, exactly as they would have been.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "journal_impl.h"
+#include "journal_test_util.h"
+
+namespace tidemark::journal {
+namespace {
+
+using namespace testing_util;
+
+constexpr uint64_t kVolBytes = 512 * kBs;
+
+struct SkipIndex {
+  SkipIndex() { g_test_skip_index_writes = true; }
+  ~SkipIndex() { g_test_skip_index_writes = false; }
+};
+
+class RollForwardTest : public JournalTest {
+ protected:
+  // The same writes into the journal at `dir`: seqs 1..8 indexed, then 9..last
+  // with their index left unwritten when `skip`; the journal closed after.
+  Seq WriteAll(const std::string& dir, bool skip) {
+    OpenOptions o;
+    o.create_if_missing = true;
+    auto jr = Journal::Open(dir, o);
+    EXPECT_TRUE(jr) << jr.error().ToString();
+    if (!jr) return 0;
+    j_ = std::move(jr.value());
+    const uint32_t vol = NewVolume(kVolBytes);
+    EXPECT_TRUE(j_->Import(vol, [](uint64_t, char* b, size_t n) {
+                     std::memset(b, 0, n);
+                     return Status::Ok();
+                   }, TimeOf(0)));
+    Seq seq = 1;
+    for (; seq <= 8; ++seq) EXPECT_TRUE(Write(vol, seq, (seq * 40) * kBs, Pattern(2 * kBs, seq)).ok());
+    EXPECT_TRUE(j_->Commit().ok());
+    std::optional<SkipIndex> off;
+    if (skip) off.emplace();
+    EXPECT_TRUE(Write(vol, seq++, 0, Pattern(64 * kBs, 100)).ok());               // many blocks
+    EXPECT_TRUE(Write(vol, seq++, 40 * kBs + 1536, Pattern(512, 101)).ok());      // sub-block
+    EXPECT_TRUE(Write(vol, seq++, 80 * kBs + 512, Pattern(2 * kBs, 102)).ok());   // unaligned both ends
+    EXPECT_TRUE(Write(vol, seq++, 200 * kBs, Pattern(kBs, 103), kSeqFua).ok());   // FUA
+    EXPECT_TRUE(Zero(vol, seq++, 120 * kBs, 3 * kBs, OpKind::kWriteZeroes).ok()); // inline zeros
+    EXPECT_TRUE(j_->MarkFlush(vol, seq - 1, TimeOf(seq - 1), kSeqFlush).ok());
+    // A range whose edges are read-modify-writes of blocks seqs 6 and 7 wrote.
+    EXPECT_TRUE(Zero(vol, seq++, 241 * kBs + 1024, 40 * kBs + 1024).ok());
+    EXPECT_TRUE(Write(vol, seq++, 300 * kBs, Pattern(8 * kBs, 104)).ok());
+    const Seq last = seq - 1;
+    EXPECT_TRUE(j_->Commit().ok());
+    j_.reset();  // the destructor's commit skips the index too
+    return last;
+  }
+  std::vector<std::string> Lines(const std::string& dir) {
+    OpenOptions o;
+    auto jr = Journal::Open(dir, o);
+    EXPECT_TRUE(jr) << jr.error().ToString();
+    if (!jr) return {};
+    j_ = std::move(jr.value());
+    std::vector<std::string> out;
+    for (const std::string& l : DumpLines()) {
+      if (l.starts_with("meta ")) continue;  // uuid and creation time
+      out.push_back(l);
+    }
+    return out;
+  }
+};
+
+TEST_F(RollForwardTest, UnindexedWritesAreIndexedAtOpenAsTheyWouldHaveBeen) {
+  if (TestFormat() == 1) GTEST_SKIP() << "format 2's segments";
+  const std::string a = root_ + "/indexed", b = root_ + "/rolled";
+  const Seq last = WriteAll(a, /*skip=*/false);
+  ASSERT_EQ(WriteAll(b, /*skip=*/true), last);
+  {
+    // Before any writer opens, the index ends at seq 8.
+    OpenOptions ro;
+    ro.read_only = true;
+    auto r = Journal::Open(b, ro);
+    ASSERT_TRUE(r) << r.error().ToString();
+    EXPECT_EQ(r.value()->LastSeq(1).value(), 8u);
+  }
+  const auto want = Lines(a);
+  std::vector<std::string> want_images;
+  for (Seq s = 0; s <= last; ++s) want_images.push_back(Image(1, s));
+  const auto got = Lines(b);  // a writer's open rolls seqs 9..last forward
+  EXPECT_EQ(j_->LastSeq(1).value(), last);
+  for (size_t i = 0; i < std::max(got.size(), want.size()); ++i) {
+    EXPECT_EQ(i < got.size() ? got[i] : "(none)", i < want.size() ? want[i] : "(none)");
+  }
+  for (Seq s = 0; s <= last; ++s) EXPECT_TRUE(Image(1, s) == want_images[s]) << "seq " << s;
+  {
+    std::vector<std::string> problems;
+    auto v = j_->Verify(Journal::kNoVolume, [&](std::string_view l) { problems.emplace_back(l); });
+    EXPECT_TRUE(v) << (problems.empty() ? v.error().ToString() : problems[0]);
+  }
+}
+
+// A record cut short (a kill in the middle of a write(2)) ends the roll: the
+// whole writes before it are indexed, the torn bytes are cut, and appends go on.
+TEST_F(RollForwardTest, TornTailStopsTheRollAndIsCut) {
+  if (TestFormat() == 1) GTEST_SKIP() << "format 2's segments";
+  const Seq last = WriteAll(dir_, /*skip=*/true);
+  // Tear the last record (seq last, 8 blocks): drop its final 1000 bytes.
+  const std::string seg_dir = dir_ + "/segments/00000001";
+  std::string file;
+  for (const auto& e : fs::directory_iterator(seg_dir)) file = std::max(file, e.path().string());
+  ASSERT_FALSE(file.empty());
+  fs::resize_file(file, fs::file_size(file) - 1000);
+  Reopen();
+  EXPECT_EQ(j_->LastSeq(1).value(), last - 1);
+  EXPECT_TRUE(Write(1, last, 300 * kBs, Pattern(kBs, 7)).ok());
+  ASSERT_TRUE(j_->Sync(1));
+  Reopen();
+  EXPECT_EQ(j_->LastSeq(1).value(), last);
+  EXPECT_TRUE(Block(1, 300, last) == Pattern(kBs, 7));
+  {
+    std::vector<std::string> problems;
+    auto v = j_->Verify(Journal::kNoVolume, [&](std::string_view l) { problems.emplace_back(l); });
+    EXPECT_TRUE(v) << (problems.empty() ? v.error().ToString() : problems[0]);
+  }
+}
+
+}  // namespace
+}  // namespace tidemark::journal
