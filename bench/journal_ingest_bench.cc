@@ -49,6 +49,9 @@ struct TempJournal {
     OpenOptions o;
     o.create_if_missing = true;
     o.codec = codec;
+    // TM_BENCH_SYNC_INDEX=1: format 2 writes the index at each commit (the
+    // other way of docs/format-journal-2.md#writes-and-durability).
+    o.async_index = !std::getenv("TM_BENCH_SYNC_INDEX");
     j = Journal::Open(dir, o).value();
     vol = j->CreateVolume("bench", kVolumeBytes, kBlock).value().id;
     auto zeros = [](uint64_t, char* b, size_t n) {

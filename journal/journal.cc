@@ -234,8 +234,9 @@ VolumeInfo VolumeState::Info() const {
 
 Journal::Impl::~Impl() {
   if (db) {
+    if (!read_only && failed.ok()) Commit().IgnoreError();  // best effort at close
+    index_writer.reset();  // what it queued is written
     if (!read_only && failed.ok()) {
-      Commit().IgnoreError();  // best effort at close
       SyncLogs().IgnoreError();  // the next open has no unsynced tail to check
       // Leave no WAL behind: every read-only open would replay it, and with
       // several column families one small unflushed record pins old WAL
@@ -430,6 +431,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
       impl->unordered.clear();
       TM_RETURN_IF_ERROR(impl->LoadState());
     }
+    if (o.async_index) impl->index_writer = std::make_unique<IndexWriter>(impl->db.get());
   }
   auto journal = std::unique_ptr<Journal>(new Journal(std::move(impl)));
   if (!journal->read_only()) {

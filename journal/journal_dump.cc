@@ -12,6 +12,7 @@
 namespace tidemark::journal {
 
 Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)>& out) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   Status first_error;
   auto note = [&](const Status& s, std::string_view cf_name, std::string_view key) {
     out("corrupt " + std::string(cf_name) + " key=" + Hex(key) + ": " + s.ToString());

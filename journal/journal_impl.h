@@ -6,9 +6,12 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <set>
 #include <string>
@@ -125,6 +128,41 @@ struct ChunkCache {
   std::string raw;
 };
 
+// Format 2: writes a writer's index batches to RocksDB on a thread of its
+// own, in order, while the writer goes on (docs/format-journal-2.md#writes-and-durability).
+// A write is answered once its segment record is written; its index entries
+// follow, and an open rolls forward any that a crash left unwritten.
+class IndexWriter {
+ public:
+  explicit IndexWriter(rocksdb::DB* db);
+  ~IndexWriter();  // writes what is queued
+  IndexWriter(const IndexWriter&) = delete;
+  IndexWriter& operator=(const IndexWriter&) = delete;
+  // Queues the batch (taking its contents); waits while kMaxQueued are queued.
+  // The first failed write's status is returned by every later call.
+  // *number: the batch's, counting from 1.
+  Status Submit(rocksdb::WriteBatch* batch, uint64_t* number);
+  // How many batches are written (numbers up to this one).
+  uint64_t written() const;
+  // Waits until every queued batch is written.
+  Status Drain();
+
+ private:
+  static constexpr size_t kMaxQueued = 3;
+  void Run();
+  rocksdb::DB* db_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<rocksdb::WriteBatch> queue_;
+  uint64_t submitted_ = 0;
+  uint64_t written_ = 0;
+  mutable std::mutex count_mu_;  // written_, read without waiting on mu_
+  bool writing_ = false;
+  bool stop_ = false;
+  Status error_;
+  std::thread thread_;
+};
+
 class Journal::Impl {
  public:
   std::string dir;
@@ -144,11 +182,15 @@ class Journal::Impl {
   size_t pending_writes = 0;
   size_t pending_bytes = 0;
   std::unordered_map<BlockId, std::string, BlockIdHash> pending_blocks;
+  // Blocks of batches queued on the index writer, by batch number: what a
+  // read-modify-write reads instead of waiting for the index.
+  std::deque<std::pair<uint64_t, std::unordered_map<BlockId, std::string, BlockIdHash>>> inflight_blocks;
+  void PruneInflight();  // drops the batches the index writer wrote
   std::set<std::pair<uint32_t, Seq>> pending_seqs;
   std::vector<std::pair<uint32_t, RangeEntry>> pending_ranges;
   // Set when a RocksDB write failed: the in-memory state is ahead of the
   // disk, so every later write is refused until the journal is reopened.
-  Status failed;
+  mutable Status failed;
 
   ~Impl();
   Result<VolumeState*> Volume(uint32_t id);
@@ -157,7 +199,14 @@ class Journal::Impl {
   Status LoadState();
 
   // Writer internals (journal_write.cc).
-  Status Commit();
+  // Writes the pending batch. `async` (format 2's group commits): the segment
+  // records are written before it returns, their index entries on the index
+  // writer's thread; otherwise the index too.
+  Status Commit(bool async = false);
+  // Waits for the index writer: what was committed is in RocksDB. Every read
+  // of the index by a writer passes here first.
+  Status Barrier() const;
+  mutable std::unique_ptr<IndexWriter> index_writer;  // format 2 writers
   // op: seg::kOpWrite, or seg::kOpImport for an import's blocks (format 2's records say which).
   Status PutBlock(const VolumeState& vol, uint64_t block, Seq seq, std::string_view data,
                   TimeNs time_ns = 0, uint8_t flags = 0, uint8_t op = seg::kOpWrite);
@@ -218,7 +267,7 @@ class Journal::Impl {
   Status RollForward(bool* rolled);
   // Writes the batch (the run and the tails included) without touching the
   // in-memory seq state: Commit and imports.
-  Status WriteBatchV2();
+  Status WriteBatchV2(bool async = false);
   Status SyncLogs();
   // Calls fn for every block in [first, end) with an extent at or before
   // seq: the newest, in block order. Range records are not applied.

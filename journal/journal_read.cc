@@ -126,21 +126,25 @@ Status Journal::Impl::ReadBlockAt(const VolumeState& vol, uint64_t block, Seq se
 }
 
 Result<Point> Journal::First(uint32_t volume) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   return impl_->Edge(*vol, true);
 }
 
 Result<Point> Journal::Latest(uint32_t volume) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   return impl_->ConsistentLatest(*vol);
 }
 
 Result<Point> Journal::PointAt(uint32_t volume, Seq seq) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   return impl_->PointAt(*vol, seq);
 }
 
 Result<Point> Journal::Resolve(uint32_t volume, const PointSpec& spec, TimeNs now_ns) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   const std::string& name = vol->rec.name;
   BOOST_OUTCOME_TRY(first, impl_->Edge(*vol, true));
@@ -201,6 +205,7 @@ Result<Point> Journal::Resolve(uint32_t volume, const PointSpec& spec, TimeNs no
 }
 
 std::vector<Bookmark> Journal::Bookmarks(uint32_t volume) const {
+  impl_->Barrier().IgnoreError();  // what was committed is indexed (a failure sticks)
   std::vector<Bookmark> out;
   auto vol = impl_->Volume(volume);
   if (!vol) return out;
@@ -220,6 +225,7 @@ std::vector<Bookmark> Journal::Bookmarks(uint32_t volume) const {
 }
 
 Result<std::vector<Point>> Journal::Flushes(uint32_t volume) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   std::vector<Point> out;
   std::string prefix = IdPrefix(vol->rec.space);
@@ -236,6 +242,7 @@ Result<std::vector<Point>> Journal::Flushes(uint32_t volume) const {
 }
 
 Status Journal::ReadBlock(uint32_t volume, uint64_t block, Seq seq, char* out) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   if (block >= vol->Info().blocks()) {
     return Status::InvalidArgument("block " + std::to_string(block) + " is past the end of " +
@@ -245,11 +252,13 @@ Status Journal::ReadBlock(uint32_t volume, uint64_t block, Seq seq, char* out) c
 }
 
 Status Journal::ScanBlocks(uint32_t volume, Seq seq, const BlockFn& fn) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   return ScanBlockRange(volume, seq, 0, ~uint64_t{0}, fn);
 }
 
 Status Journal::ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block,
                                uint64_t end_block, const BlockFn& fn) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   const uint32_t id = vol->rec.id;
   end_block = std::min(end_block, vol->Info().blocks());
@@ -328,6 +337,7 @@ Status Journal::ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block,
 }
 
 Result<std::vector<Extent>> Journal::ChangedExtents(uint32_t volume, Seq after, Seq upto) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   std::vector<Extent> out;
   if (after != kNoSeq && upto <= after) return out;

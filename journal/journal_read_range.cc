@@ -159,12 +159,14 @@ Status RangeReader::Scan(uint64_t first_block, uint32_t count, char* out, BlockS
 
 Status Journal::ReadBlocks(uint32_t volume, uint64_t first_block, uint32_t count, Seq seq,
                            char* out, BlockState* states) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   RangeReader reader(impl_.get(), vol, seq);
   return reader.Read(first_block, count, out, states);
 }
 
 Result<std::unique_ptr<PointReader>> Journal::NewPointReader(uint32_t volume, Seq seq) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
   return std::unique_ptr<PointReader>(new RangeReader(impl_.get(), vol, seq));
 }

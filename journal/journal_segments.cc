@@ -135,7 +135,7 @@ Status Journal::Impl::AppendRecord(uint32_t space, seg::RecordKind kind, uint8_t
   return Status::Ok();
 }
 
-Status Journal::Impl::WriteBatchV2() {
+Status Journal::Impl::WriteBatchV2(bool async) {
   TM_RETURN_IF_ERROR(FlushRun());
   // The records' write(2) before the index names them (and before any
   // write is answered: callers answer after Commit).
@@ -154,15 +154,32 @@ Status Journal::Impl::WriteBatchV2() {
         "batch put"));
   }
   if (batch.Count() == 0) return Status::Ok();
-  rocksdb::WriteOptions wo;
-  TM_RETURN_IF_ERROR(FromRocks(db->Write(wo, &batch), "write batch to journal " + dir));
+  if (async && index_writer) {
+    uint64_t number = 0;
+    TM_RETURN_IF_ERROR(index_writer->Submit(&batch, &number));
+    inflight_blocks.emplace_back(number, std::move(pending_blocks));
+    pending_blocks.clear();
+    PruneInflight();
+  } else {
+    TM_RETURN_IF_ERROR(Barrier());  // in order after what was queued
+    rocksdb::WriteOptions wo;
+    TM_RETURN_IF_ERROR(FromRocks(db->Write(wo, &batch), "write batch to journal " + dir));
+  }
   pending_tails.clear();
   batch.Clear();
   return Status::Ok();
 }
 
+Status Journal::Impl::Barrier() const {
+  if (!index_writer) return Status::Ok();
+  Status s = index_writer->Drain();
+  if (!s.ok() && failed.ok()) failed = s;
+  return s;
+}
+
 Status Journal::Impl::SyncLogs() {
   if (unsynced_spaces.empty()) return Status::Ok();
+  TM_RETURN_IF_ERROR(Barrier());  // the synced tails name committed seqs
   rocksdb::WriteBatch synced;
   for (uint32_t space : unsynced_spaces) {
     BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));

@@ -33,6 +33,7 @@ bool HasExtent(const Journal::Impl& in, uint32_t volume, uint64_t chunk_blocks, 
 
 Result<Journal::VerifyStats> Journal::Verify(
     uint32_t volume, const std::function<void(std::string_view)>& problem) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
   const Impl& in = *impl_;
   VerifyStats stats;
   auto report = [&](const std::string& line) {

@@ -14,7 +14,9 @@ namespace {
 // Zero ranges up to this many whole blocks are written as zero-block
 // versions; longer ones as one range record (mkfs discards whole devices).
 constexpr uint64_t kMaxZeroBlocksInline = 16;
-constexpr size_t kMaxPendingBytes = 64 << 20;
+// With the index writer's queue (IndexWriter::kMaxQueued) and the batch it
+// writes, a writer holds at most 5 batches' block copies: 80 MiB.
+constexpr size_t kMaxPendingBytes = 16 << 20;
 
 }  // namespace
 
@@ -35,6 +37,7 @@ bool AllZero(std::string_view d) {
 
 bool Journal::Impl::SeqExists(uint32_t space, Seq seq) const {
   if (pending_seqs.count({space, seq})) return true;
+  if (!Barrier().ok()) return false;
   std::string v;
   return db->Get({}, cf[kSeqs], SeqKey(space, seq), &v).ok();
 }
@@ -84,22 +87,44 @@ Status Journal::Impl::PutBlock(const VolumeState& vol, uint64_t block, Seq seq,
                    "batch put");
 }
 
+void Journal::Impl::PruneInflight() {
+  if (inflight_blocks.empty()) return;
+  const uint64_t written = index_writer->written();
+  while (!inflight_blocks.empty() && inflight_blocks.front().first <= written) {
+    inflight_blocks.pop_front();
+  }
+}
+
 Status Journal::Impl::CurrentBlock(const VolumeState& vol, uint64_t block, std::string* out) {
-  auto it = pending_blocks.find(BlockId{vol.rec.id, block});
+  const BlockId id{vol.rec.id, block};
+  auto it = pending_blocks.find(id);
   if (it != pending_blocks.end()) {
     *out = it->second;
     return Status::Ok();
   }
+  if (!inflight_blocks.empty()) {
+    // Batches the index writer wrote need not be looked at; of the others,
+    // the newest holding the block has its newest content.
+    PruneInflight();
+    for (auto b = inflight_blocks.rbegin(); b != inflight_blocks.rend(); ++b) {
+      auto hit = b->second.find(id);
+      if (hit != b->second.end()) {
+        *out = hit->second;
+        return Status::Ok();
+      }
+    }
+  }
+  TM_RETURN_IF_ERROR(failed);
   out->resize(vol.epoch().block_bytes);
   return ReadBlockAt(vol, block, kNoSeq, out->data());
 }
 
-Status Journal::Impl::Commit() {
-  if (batch.Count() == 0 && !run) return Status::Ok();
+Status Journal::Impl::Commit(bool async) {
+  if (batch.Count() == 0 && !run) return async ? failed : Barrier();
   TM_RETURN_IF_ERROR(failed);
   Status s;
   if (v2()) {
-    s = WriteBatchV2();
+    s = WriteBatchV2(async);
   } else {
     rocksdb::WriteOptions wo;
     s = FromRocks(db->Write(wo, &batch), "write batch to journal " + dir);
@@ -248,7 +273,7 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
   // A range must be in memory before any later write reads under it.
   if (!in.pending_ranges.empty() || in.pending_writes >= in.options.group_commit_writes ||
       in.pending_bytes >= kMaxPendingBytes) {
-    return in.Commit();
+    return in.Commit(/*async=*/in.pending_ranges.empty());
   }
   return Status::Ok();
 }
@@ -276,7 +301,7 @@ Status Journal::MarkFlush(uint32_t volume, Seq seq, TimeNs time_ns, uint8_t flag
                    "batch put");
 }
 
-Status Journal::Commit() { return impl_->Commit(); }
+Status Journal::Commit() { return impl_->Commit(/*async=*/true); }
 
 Result<Seq> Journal::Sync(uint32_t volume) {
   Impl& in = *impl_;

@@ -41,6 +41,10 @@ struct OpenOptions {
   Codec codec = Codec::kZstd;
   // Apply() commits by itself once this many writes are pending.
   size_t group_commit_writes = 256;
+  // Format 2: a commit writes the segment records and returns; the index
+  // entries are written on a thread of their own (an open rolls forward what
+  // a crash left unindexed). false: the commit writes the index too.
+  bool async_index = true;
   // Keep block values in RocksDB blob files (integrated BlobDB). It halves
   // compaction I/O, but a restore then reads every block with a random
   // 4 KiB read: measured 22 MiB/s cold against 247 with values in the LSM
