@@ -344,10 +344,64 @@ Status Journal::Impl::LoadState() {
   return Status::Ok();
 }
 
+// Format 2: segment records after a space's committed tail (a writer died
+// before indexing writes it had answered; docs/format-journal-2.md#roll-forward).
+bool HasUnindexedRecords(const Journal::Impl& probe, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(dir) / "segments", ec)) {
+    const std::string name = e.path().filename().string();
+    char* end = nullptr;
+    const unsigned long space = std::strtoul(name.c_str(), &end, 16);
+    if (name.size() != 8 || *end) continue;
+    seg::Location tail;
+    std::string v;
+    if (probe.db->Get({}, probe.cf[kDefault], TailKey(static_cast<uint32_t>(space)), &v).ok()) {
+      auto t = DecodeTail(v);
+      if (!t) return false;  // damage: the open reports it
+      tail = {t.value().segment, t.value().offset};
+    }
+    auto log = seg::SegmentLog::Open(dir, static_cast<uint32_t>(space), probe.meta.uuid, {},
+                                     /*create=*/false);
+    if (!log) continue;
+    const std::vector<uint64_t> segs = log.value()->Segments();
+    if (segs.empty()) continue;
+    if (segs.back() > tail.segment) return true;
+    const auto size = fs::file_size(log.value()->SegmentPath(segs.back()), ec);
+    if (!ec && size > tail.offset) return true;
+  }
+  return false;
+}
+
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const OpenOptions& o) {
   namespace fs = std::filesystem;
   std::error_code ec;
   bool exists = fs::exists(fs::path(dir) / "CURRENT", ec);
+  if (exists && o.read_only && !LockHeldElsewhere(dir) && ::access(dir.c_str(), W_OK) == 0) {
+    // No writer runs: if one died leaving answered writes unindexed, a
+    // writer's open rolls them forward first, so that readers see them.
+    bool roll = false;
+    {
+      OpenLock shared(dir, /*writer=*/false);
+      auto probe = OpenDb(dir, o, /*read_only=*/true);
+      if (probe) {
+        std::string v;
+        if (probe.value()->db->Get({}, probe.value()->cf[kDefault], MetaKey(), &v).ok()) {
+          auto m = DecodeMeta(v);
+          if (m && m.value().format_version >= 2 && m.value().write_floor <= kMaxFormatVersion) {
+            probe.value()->meta = m.value();
+            roll = HasUnindexedRecords(*probe.value(), dir);
+          }
+        }
+      }
+    }
+    if (roll) {
+      OpenOptions w = o;
+      w.read_only = false;
+      w.create_if_missing = false;
+      (void)Journal::Open(dir, w);  // on failure (or a writer that won the race) read as is
+    }
+  }
   if (!exists) {
     if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
       return Status::InvalidArgument("journal " + dir + " is not a directory");
