@@ -473,6 +473,16 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
   impl->meta = meta;
   TM_RETURN_IF_ERROR(impl->LoadState());
   if (!impl->read_only && impl->v2()) {
+    // Damage below the synced tails: writes answered durable are lost. The
+    // journal opens read-only, and every write names the damage.
+    std::string damage;
+    TM_RETURN_IF_ERROR(impl->CheckSyncedChains(&damage));
+    if (!damage.empty()) {
+      impl->read_only = true;
+      impl->read_only_reason = "damaged: " + damage;
+    }
+  }
+  if (!impl->read_only && impl->v2()) {
     // What a power loss may have left after the synced tails (format 2).
     bool cut = false, rolled = false;
     TM_RETURN_IF_ERROR(impl->CheckUnsyncedTails(&cut));

@@ -225,6 +225,41 @@ TEST_F(JournalTest, SegmentDamageIsNeverReturnedAsData) {
   EXPECT_NE(problems[0].find("fails its CRC"), std::string::npos) << problems[0];
 }
 
+// Format 2: a segment file cut short or missing below the synced tail loses
+// writes answered durable: the open says so, naming the volume, the file and
+// the seqs, and the journal opens read-only.
+TEST_F(JournalTest, LostSyncedSegmentBytesOpenReadOnly) {
+  for (const bool remove : {false, true}) {
+    OpenOptions o;
+    o.format = 2;
+    Reopen(o);
+    const std::string name = remove ? "vm9" : "vm10";
+    uint32_t vol = NewVolume(64 * kBs, kBs, name.c_str());
+    for (Seq s = 0; s < 4; ++s) ASSERT_OK(Write(vol, s, s * kBs, Pattern(kBs, s)));
+    ASSERT_TRUE(j_->Sync(vol));
+    j_.reset();
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08x", vol);
+    const std::string file = dir_ + "/segments/" + hex + "/0000000000000001.seg";
+    ASSERT_TRUE(fs::exists(file));
+    if (remove) {
+      fs::remove(file);
+    } else {
+      fs::resize_file(file, fs::file_size(file) - 100);
+    }
+    Reopen(o);
+    EXPECT_TRUE(j_->read_only());
+    Status w = Write(vol, 4, 0, Pattern(kBs, 4));
+    EXPECT_FALSE(w.ok());
+    for (const std::string& want : {name, std::string("0000000000000001.seg"), std::string("seqs up to 3"),
+                                    std::string(remove ? "is missing" : "before the synced tail")}) {
+      EXPECT_NE(w.message().find(want), std::string::npos) << w.message();
+    }
+    j_.reset();
+    fs::remove_all(dir_);
+  }
+}
+
 // Format 2: a lost extent is found from the seq records.
 TEST_F(JournalTest, VerifyFindsAMissingExtent) {
   OpenOptions o;

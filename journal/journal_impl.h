@@ -265,6 +265,11 @@ class Journal::Impl {
   // segments hold after the committed tail (written, maybe answered, but not
   // indexed when the writer stopped). *rolled: the index changed.
   Status RollForward(bool* rolled);
+  // A writer's open: checks that each space's segment chain holds what its
+  // synced tail says was made durable (no segment file missing up to it, the
+  // tail's file long enough). A problem is described in *damage: the
+  // journal then opens read-only, as writes answered durable are lost.
+  Status CheckSyncedChains(std::string* damage);
   // Writes the batch (the run and the tails included) without touching the
   // in-memory seq state: Commit and imports.
   Status WriteBatchV2(bool async = false);

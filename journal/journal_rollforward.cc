@@ -6,6 +6,8 @@
 #include <rocksdb/options.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -140,6 +142,51 @@ Status Journal::Impl::RollForward(bool* rolled) {
                                                            " forward"));
     (void)rolled_seqs;
     *rolled = true;
+  }
+  return Status::Ok();
+}
+
+Status Journal::Impl::CheckSyncedChains(std::string* damage) {
+  damage->clear();
+  std::map<uint32_t, std::string> names;  // space -> its volumes' names
+  for (const auto& [id, v] : volumes) {
+    std::string& n = names[v.rec.space];
+    n += (n.empty() ? "" : ",") + v.rec.name;
+  }
+  for (const auto& [space, vols] : names) {
+    std::string v;
+    rocksdb::Status rs = db->Get({}, cf[kDefault], SyncedTailKey(space), &v);
+    if (rs.IsNotFound()) continue;  // never synced
+    TM_RETURN_IF_ERROR(FromRocks(rs, "read synced segment tail"));
+    BOOST_OUTCOME_TRY(t, DecodeTail(v));
+    if (t.segment == 0) continue;
+    auto log = Log(space, /*append=*/false);
+    std::vector<uint64_t> segs;
+    if (log) segs = log.value()->Segments();
+    auto lost = [&](const std::string& file, const std::string& what) {
+      *damage = "volume " + vols + ": segment file " + file + " " + what +
+                ", but seqs up to " + std::to_string(t.seq) +
+                " were made durable there (run tidemark journal check)";
+    };
+    const std::string path = log ? log.value()->SegmentPath(t.segment)
+                                 : dir + "/segments/ (space " + std::to_string(space) + ")";
+    if (segs.empty() || segs.back() < t.segment) {
+      lost(path, "is missing");
+      return Status::Ok();
+    }
+    for (size_t i = 1; i < segs.size() && segs[i] <= t.segment; ++i) {
+      if (segs[i] != segs[i - 1] + 1) {
+        lost(log.value()->SegmentPath(segs[i - 1] + 1), "is missing");
+        return Status::Ok();
+      }
+    }
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec || size < t.offset) {
+      lost(path, ec ? "is missing" : "ends at byte " + std::to_string(size) +
+                                         " before the synced tail at " + std::to_string(t.offset));
+      return Status::Ok();
+    }
   }
   return Status::Ok();
 }

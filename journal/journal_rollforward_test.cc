@@ -24,8 +24,9 @@ struct SkipIndex {
 class RollForwardTest : public JournalTest {
  protected:
   // The same writes into the journal at `dir`: seqs 1..8 indexed, then 9..last
-  // with their index left unwritten when `skip`; the journal closed after.
-  Seq WriteAll(const std::string& dir, bool skip) {
+  // with their index left unwritten when `skip`; the journal closed after, or
+  // the process ended without closing it (nothing synced) when `die`.
+  Seq WriteAll(const std::string& dir, bool skip, bool die = false) {
     OpenOptions o;
     o.create_if_missing = true;
     auto jr = Journal::Open(dir, o);
@@ -53,6 +54,7 @@ class RollForwardTest : public JournalTest {
     EXPECT_TRUE(Write(vol, seq++, 300 * kBs, Pattern(8 * kBs, 104)).ok());
     const Seq last = seq - 1;
     EXPECT_TRUE(j_->Commit().ok());
+    if (die) ::_exit(::testing::Test::HasFailure() ? 1 : 0);
     j_.reset();  // the destructor's commit skips the index too
     return last;
   }
@@ -105,7 +107,13 @@ TEST_F(RollForwardTest, UnindexedWritesAreIndexedAtOpenAsTheyWouldHaveBeen) {
 // whole writes before it are indexed, the torn bytes are cut, and appends go on.
 TEST_F(RollForwardTest, TornTailStopsTheRollAndIsCut) {
   if (TestFormat() == 1) GTEST_SKIP() << "format 2's segments";
-  const Seq last = WriteAll(dir_, /*skip=*/true);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) WriteAll(dir_, /*skip=*/true, /*die=*/true);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const Seq last = 15;
   // Tear the last record (seq last, 8 blocks): drop its final 1000 bytes.
   const std::string seg_dir = dir_ + "/segments/00000001";
   std::string file;
