@@ -355,12 +355,9 @@ bool HasUnindexedRecords(const Journal::Impl& probe, const std::string& dir) {
     const unsigned long space = std::strtoul(name.c_str(), &end, 16);
     if (name.size() != 8 || *end) continue;
     seg::Location tail;
-    std::string v;
-    if (probe.db->Get({}, probe.cf[kDefault], TailKey(static_cast<uint32_t>(space)), &v).ok()) {
-      auto t = DecodeTail(v);
-      if (!t) return false;  // damage: the open reports it
-      tail = {t.value().segment, t.value().offset};
-    }
+    auto t = probe.ReadTail(static_cast<uint32_t>(space), /*synced=*/false);
+    if (!t) return false;  // damage: the open reports it
+    if (t.value()) tail = {t.value()->segment, t.value()->offset};
     auto log = seg::SegmentLog::Open(dir, static_cast<uint32_t>(space), probe.meta.uuid, {},
                                      /*create=*/false);
     if (!log) continue;

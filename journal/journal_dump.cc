@@ -94,10 +94,9 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
       } else if (end.value().torn) {
         // Past the committed tail a crash may leave a torn record (cut at the
         // next write); before it, that is damage.
-        std::string v;
         seg::Location tail;
-        if (impl_->db->Get({}, impl_->cf[kDefault], TailKey(space), &v).ok()) {
-          if (auto t = DecodeTail(v)) tail = {t.value().segment, t.value().offset};
+        if (auto t = impl_->ReadTail(space, /*synced=*/false); t && t.value()) {
+          tail = {t.value()->segment, t.value()->offset};
         }
         if (end.value().end < tail) {
           note(Status::Corruption(end.value().file + ": " + end.value().reason), "segments",

@@ -274,6 +274,9 @@ class Journal::Impl {
   // in-memory seq state: Commit and imports.
   Status WriteBatchV2(bool async = false);
   Status SyncLogs();
+  // A space's committed tail (`T`: everything before it is indexed) or, with
+  // `synced`, its synced tail (`S`, with its seq); nullopt when there is none.
+  Result<std::optional<TailRecord>> ReadTail(uint32_t space, bool synced) const;
   // Calls fn for every block in [first, end) with an extent at or before
   // seq: the newest, in block order. Range records are not applied.
   using ExtentFn = std::function<Status(uint64_t block, Seq version, const ExtentRecord& rec)>;

@@ -33,14 +33,8 @@ Status Journal::Impl::RollForward(bool* rolled) {
   for (const auto& [id, v] : volumes) all.insert(v.rec.space);
   for (uint32_t space : all) {
     seg::Location from;
-    std::string v;
-    rocksdb::Status rs = db->Get({}, cf[kDefault], TailKey(space), &v);
-    if (rs.ok()) {
-      BOOST_OUTCOME_TRY(t, DecodeTail(v));
-      from = {t.segment, t.offset};
-    } else if (!rs.IsNotFound()) {
-      return FromRocks(rs, "read segment tail");
-    }
+    BOOST_OUTCOME_TRY(t, ReadTail(space, /*synced=*/false));
+    if (t) from = {t->segment, t->offset};
     auto log = Log(space, /*append=*/false);
     if (!log) {
       if (log.error().code() == Code::kNotFound) continue;  // no segment yet
@@ -154,12 +148,9 @@ Status Journal::Impl::CheckSyncedChains(std::string* damage) {
     n += (n.empty() ? "" : ",") + v.rec.name;
   }
   for (const auto& [space, vols] : names) {
-    std::string v;
-    rocksdb::Status rs = db->Get({}, cf[kDefault], SyncedTailKey(space), &v);
-    if (rs.IsNotFound()) continue;  // never synced
-    TM_RETURN_IF_ERROR(FromRocks(rs, "read synced segment tail"));
-    BOOST_OUTCOME_TRY(t, DecodeTail(v));
-    if (t.segment == 0) continue;
+    BOOST_OUTCOME_TRY(synced, ReadTail(space, /*synced=*/true));
+    if (!synced || synced->segment == 0) continue;  // never synced
+    const TailRecord& t = *synced;
     auto log = Log(space, /*append=*/false);
     std::vector<uint64_t> segs;
     if (log) segs = log.value()->Segments();

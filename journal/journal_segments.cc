@@ -43,15 +43,9 @@ Result<seg::SegmentLog*> Journal::Impl::Log(uint32_t space, bool append) const {
     // The first append since open: cut what a crash appended after the
     // committed tail (never acknowledged: Sync commits first).
     seg::Location tail;
-    std::string v;
-    rocksdb::Status s = db->Get({}, cf[kDefault], TailKey(space), &v);
-    if (s.ok()) {
-      auto t = DecodeTail(v);
-      if (!t) return t.error().Annotate("journal " + dir + " space " + std::to_string(space));
-      tail = {t.value().segment, t.value().offset};
-    } else if (!s.IsNotFound()) {
-      return FromRocks(s, "read segment tail");
-    }
+    auto t = ReadTail(space, /*synced=*/false);
+    if (!t) return t.error();
+    if (t.value()) tail = {t.value()->segment, t.value()->offset};
     auto sp = spaces.find(space);
     const Seq next = sp == spaces.end() || sp->second.last_seq == kNoSeq ? 0 : sp->second.last_seq + 1;
     TM_RETURN_IF_ERROR(it->second->StartAppend(tail, next, NowNs()));
@@ -170,6 +164,19 @@ Status Journal::Impl::WriteBatchV2(bool async) {
   return Status::Ok();
 }
 
+Result<std::optional<TailRecord>> Journal::Impl::ReadTail(uint32_t space, bool synced) const {
+  std::string v;
+  rocksdb::Status s = db->Get({}, cf[kDefault], synced ? SyncedTailKey(space) : TailKey(space), &v);
+  if (s.IsNotFound()) return std::optional<TailRecord>();
+  TM_RETURN_IF_ERROR(FromRocks(s, "read segment tail"));
+  auto t = DecodeTail(v);
+  if (!t) {
+    return t.error().Annotate("journal " + dir + " space " + std::to_string(space) +
+                              (synced ? " synced tail" : " committed tail"));
+  }
+  return std::optional<TailRecord>(t.value());
+}
+
 Status Journal::Impl::Barrier() const {
   if (!index_writer) return Status::Ok();
   Status s = index_writer->Drain();
@@ -240,21 +247,15 @@ Status Journal::Impl::CheckUnsyncedTails(bool* cut) {
   std::set<uint32_t> all;
   for (const auto& [id, v] : volumes) all.insert(v.rec.space);
   for (uint32_t space : all) {
-    std::string v;
-    rocksdb::Status s = db->Get({}, cf[kDefault], TailKey(space), &v);
-    if (s.IsNotFound()) continue;  // nothing committed to a segment yet
-    TM_RETURN_IF_ERROR(FromRocks(s, "read segment tail"));
-    BOOST_OUTCOME_TRY(t, DecodeTail(v));
-    const seg::Location committed{t.segment, t.offset};
+    BOOST_OUTCOME_TRY(t, ReadTail(space, /*synced=*/false));
+    if (!t) continue;  // nothing committed to a segment yet
+    const seg::Location committed{t->segment, t->offset};
     seg::Location synced;
     Seq synced_seq = kNoSeq;
-    s = db->Get({}, cf[kDefault], SyncedTailKey(space), &v);
-    if (s.ok()) {
-      BOOST_OUTCOME_TRY(st, DecodeTail(v));
-      synced = {st.segment, st.offset};
-      synced_seq = st.seq;
-    } else if (!s.IsNotFound()) {
-      return FromRocks(s, "read synced segment tail");
+    BOOST_OUTCOME_TRY(st, ReadTail(space, /*synced=*/true));
+    if (st) {
+      synced = {st->segment, st->offset};
+      synced_seq = st->seq;
     }
     if (!(synced < committed)) continue;
     auto log = Log(space, /*append=*/false);
@@ -384,19 +385,16 @@ Status Journal::Impl::BlockFromExtent(const VolumeState& vol, uint64_t block, Se
       std::string stored(rec.stored_len, '\0');
       Status s = log.value()->Read(rec.segment, rec.offset, stored.size(), stored.data());
       if (!s.ok()) return Status(s.code(), where() + ": " + s.message());
-      if (Crc32c(stored) != rec.crc) {
-        return Status::Corruption(where() + ": " + log.value()->SegmentPath(rec.segment) +
-                                  " offset " + std::to_string(rec.offset) + ": chunk fails its CRC");
-      }
-      if (rec.codec == Codec::kNone) {
-        if (stored.size() != raw_len) {
-          return Status::Corruption(where() + ": plain chunk of " + std::to_string(stored.size()) +
-                                    " bytes for " + std::to_string(raw_len));
-        }
-        cache->raw.swap(stored);
-      } else {
-        s = Decompress(rec.codec, stored, cache->raw.data(), raw_len);
-        if (!s.ok()) return Status::Corruption(where() + ": " + s.message());
+      seg::ChunkDesc c;
+      c.volume_offset = block / ChunkBlocks(vol) * ChunkBlocks(vol) * bs + uint64_t{rec.first} * bs;
+      c.raw_len = static_cast<uint32_t>(raw_len);
+      c.stored_len = rec.stored_len;
+      c.codec = rec.codec;
+      c.crc = rec.crc;
+      s = seg::ReadChunk(c, stored, cache->raw.data());
+      if (!s.ok()) {
+        return Status(s.code(), where() + ": " + log.value()->SegmentPath(rec.segment) + " offset " +
+                                    std::to_string(rec.offset) + ": " + s.message());
       }
     }
     cache->segment = rec.segment;
