@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "coding.h"
+#include "tidemark/journal/files.h"
 #include "tidemark/journal/crc32c.h"
 
 namespace tidemark::journal::seg {
@@ -694,12 +695,7 @@ Status SegmentLog::Sync() {
     return Status::FromErrno(errno, "sync " + SegmentPath(current_));
   }
   if (dir_dirty_) {
-    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return Status::FromErrno(errno, "open " + dir_);
-    int rc = ::fsync(dfd);
-    int err = errno;
-    ::close(dfd);
-    if (rc != 0) return Status::FromErrno(err, "sync " + dir_);
+    TM_RETURN_IF_ERROR(SyncDirectory(dir_));
     dir_dirty_ = false;
   }
   return Status::Ok();

@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 
+#include "tidemark/journal/files.h"
+
 namespace tidemark::target {
 
 namespace fs = std::filesystem;
@@ -259,13 +261,7 @@ Status WriteFileAtomically(const std::string& path, std::string_view data, unsig
     }
     ::unlink(tmp.c_str());
   }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Status::FromErrno(errno, "open directory " + dir);
-  int rc = ::fsync(dfd);
-  int err = errno;
-  ::close(dfd);
-  if (rc != 0) return Status::FromErrno(err, "fsync directory " + dir);
-  return Status::Ok();
+  return SyncDirectory(dir);
 }
 
 }  // namespace tidemark::target

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cli.h"
+#include "tidemark/journal/files.h"
 #include "import_replay.h"
 
 namespace tidemark::tools {
@@ -24,15 +25,6 @@ uint64_t TreeBytes(const std::string& dir) {
     if (it->is_regular_file(ec)) n += it->file_size(ec);
   }
   return n;
-}
-
-Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open " + dir);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  return rc == 0 ? Status::Ok() : Status::FromErrno(err, "sync " + dir);
 }
 
 }  // namespace
@@ -113,7 +105,7 @@ int RunUpgrade(const UpgradeArgs& a) {
       fs::rename(old, dir, back);
       return Status::FromErrno(ec.value(), "rename " + tmp + " to " + dir);
     }
-    TM_RETURN_IF_ERROR(SyncDir(parent.string()));
+    TM_RETURN_IF_ERROR(SyncDirectory(parent.string()));
     if (a.remove_old) fs::remove_all(old, ec);
     out = {{"ok", true},
            {"journal", dir},
