@@ -221,6 +221,10 @@ class Journal::Impl {
   GroupInfo GroupOf(const std::string& name, const GroupRecord& rec) const;
   // Removes what an interrupted import left (journal_import.cc).
   Status AbandonImport(const std::string& marker_key);
+  // Format 2: appends the import's end record and writes it, and puts the
+  // committed tail past it into `wb`, the synced batch that holds the seq
+  // record: the import becomes a point in the index and in the log at once.
+  Status AppendImportEnd(const VolumeState& vol, Seq seq, TimeNs time_ns, rocksdb::WriteBatch* wb);
   std::map<uint32_t, uint64_t> staged_end;  // volume -> end of its furthest staged chunk
 
   // Reader internals (journal_read.cc).
@@ -264,7 +268,7 @@ class Journal::Impl {
   // A writer's open: indexes the whole writes and flush markers that the
   // segments hold after the committed tail (written, maybe answered, but not
   // indexed when the writer stopped). *rolled: the index changed.
-  Status RollForward(bool* rolled);
+  Status RollForward(bool* rolled, std::vector<std::string>* stopped = nullptr);
   // A writer's open: checks that each space's segment chain holds what its
   // synced tail says was made durable (no segment file missing up to it, the
   // tail's file long enough). A problem is described in *damage: the

@@ -66,7 +66,25 @@ Status Journal::Impl::AbandonImport(const std::string& marker_key) {
   TM_RETURN_IF_ERROR(FromRocks(wb.Delete(cf[kDefault], marker_key), "batch delete"));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db->Write(wo, &wb), "remove interrupted import");
+  TM_RETURN_IF_ERROR(FromRocks(db->Write(wo, &wb), "remove interrupted import"));
+  if (!v2() || vit == volumes.end()) return Status::Ok();
+  // The log says so too: a rebuilt index drops the import's data records.
+  TM_RETURN_IF_ERROR(AppendRecord(space, seg::RecordKind::kImport, 0, volume, seq,
+                                  seg::EncodeImportBody({seg::kImportAbandoned, 0})));
+  return Commit();
+}
+
+Status Journal::Impl::AppendImportEnd(const VolumeState& vol, Seq seq, TimeNs time_ns,
+                                      rocksdb::WriteBatch* wb) {
+  const uint32_t space = vol.rec.space;
+  TM_RETURN_IF_ERROR(AppendRecord(space, seg::RecordKind::kImport, seg::kFlagSeqEnd, vol.rec.id,
+                                  seq, seg::EncodeImportBody({seg::kImportEnd, time_ns})));
+  BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
+  TM_RETURN_IF_ERROR(log->Flush());
+  const seg::Location t = log->tail();
+  pending_tails.erase(space);
+  return FromRocks(wb->Put(cf[kDefault], TailKey(space), EncodeTail({t.segment, t.offset, kNoSeq})),
+                   "batch put");
 }
 
 Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns, Seq seq) {
@@ -148,6 +166,7 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
     TM_RETURN_IF_ERROR(FromRocks(
         wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()), "batch put"));
     TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+    if (in.v2()) TM_RETURN_IF_ERROR(in.AppendImportEnd(*vol, seq, time_ns, &wb));
     TM_RETURN_IF_ERROR(in.SyncLogs());  // the blocks before the seq record that names them
     TM_RETURN_IF_ERROR(FromRocks(in.db->Write(sync_wo, &wb), "write import seq record"));
     return Status::Ok();
@@ -290,6 +309,7 @@ Result<Seq> Journal::FinishStagedImport(uint32_t volume, TimeNs time_ns) {
       FromRocks(wb.Put(in.cf[kTimes], TimeKey(vol->rec.space, time_ns, seq), EncodeTime()),
                 "batch put"));
   TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], MarkerKey(volume)), "batch delete"));
+  if (in.v2()) TM_RETURN_IF_ERROR(in.AppendImportEnd(*vol, seq, time_ns, &wb));
   TM_RETURN_IF_ERROR(in.SyncLogs());  // the blocks before the seq record that names them
   rocksdb::WriteOptions sync_wo;
   sync_wo.sync = true;

@@ -23,11 +23,12 @@ struct OpenSeq {
   Seq seq = kNoSeq;
   SeqRecord rec;
   uint64_t lo = ~uint64_t{0}, hi = 0;  // the write's bytes
+  std::vector<Extent> imported;        // an import's blocks
 };
 
 }  // namespace
 
-Status Journal::Impl::RollForward(bool* rolled) {
+Status Journal::Impl::RollForward(bool* rolled, std::vector<std::string>* stopped) {
   *rolled = false;
   std::set<uint32_t> all;
   for (const auto& [id, v] : volumes) all.insert(v.rec.space);
@@ -67,6 +68,20 @@ Status Journal::Impl::RollForward(bool* rolled) {
       if (!vol || vol.value()->rec.space != space) return kStop;
       const VolumeState& vs = *vol.value();
       const uint64_t bs = vs.epoch().block_bytes;
+      if (h.kind == seg::RecordKind::kImport) {
+        auto b = seg::DecodeImportBody(r.body);
+        if (!b) return kStop;
+        if (b.value().what == seg::kImportAbandoned) {
+          // A crash cut the import off: its data records are dead.
+          if (open && open->seq != h.seq) return kStop;
+          if (open) {
+            TM_RETURN_IF_ERROR(FromRocks(done.RollbackToSavePoint(), "batch save point"));
+            open.reset();
+          }
+          done_end = after(at, r);
+          return Status::Ok();
+        }
+      }
       if (open && open->seq != h.seq) return kStop;  // a write cut short
       if (!open && last != kNoSeq && h.seq <= last) return kStop;
       if (!open) {
@@ -78,11 +93,23 @@ Status Journal::Impl::RollForward(bool* rolled) {
       }
       if (h.kind == seg::RecordKind::kData) {
         const seg::DataHeader& d = r.data;
-        if (d.op != seg::kOpWrite && d.op != seg::kOpTrim && d.op != seg::kOpWriteZeroes) {
-          return kStop;  // an import's: its seq record is written by the import
-        }
+        if (d.op < seg::kOpWrite || d.op > seg::kOpImport) return kStop;
         if (d.block_bytes != bs) return kStop;
+        if ((d.op == seg::kOpImport) != (open->rec.op == OpKind::kImport) && open->lo != ~uint64_t{0}) {
+          return kStop;  // an import and a write under one seq
+        }
         open->rec.op = static_cast<OpKind>(d.op);
+        if (d.op == seg::kOpImport) {
+          // The blocks it changed (the seq record's extents), up to the volume's end.
+          const uint64_t size = vs.epoch().size_bytes;
+          if (d.offset_bytes < size) {
+            open->imported.push_back(
+                {d.offset_bytes, std::min<uint64_t>(d.length_bytes, size - d.offset_bytes)});
+          }
+          open->lo = 0;
+          TM_RETURN_IF_ERROR(IndexChunks(vs, h.seq, at, r.chunks, &done));
+          return Status::Ok();  // an import ends with its import record
+        }
         open->rec.time_ns = d.time_ns;
         open->lo = std::min(open->lo, d.offset_bytes + uint64_t{d.head_skip_sectors} * kSectorBytes);
         open->hi = std::max(open->hi, d.offset_bytes + d.length_bytes -
@@ -101,13 +128,31 @@ Status Journal::Impl::RollForward(bool* rolled) {
         TM_RETURN_IF_ERROR(FromRocks(
             done.Put(cf[kRanges], RangeKey(h.volume, h.seq), EncodeRange(rr)),
             "batch put"));
+      } else if (h.kind == seg::RecordKind::kImport) {
+        if (!(h.flags & seg::kFlagSeqEnd)) return kStop;
+        open->rec.op = OpKind::kImport;
+        open->rec.time_ns = seg::DecodeImportBody(r.body).value().time_ns;
       } else {
         return kStop;
       }
       if (!(h.flags & seg::kFlagSeqEnd)) return Status::Ok();
       // The write is whole: its seq, time and FUA entries, then its blocks'.
       SeqRecord& rec = open->rec;
-      rec.extents = {Extent{open->lo, open->hi - open->lo}};
+      if (rec.op == OpKind::kImport) {
+        std::sort(open->imported.begin(), open->imported.end(),
+                  [](const Extent& a, const Extent& b) { return a.offset_bytes < b.offset_bytes; });
+        rec.extents.clear();
+        for (const Extent& e : open->imported) {
+          if (!rec.extents.empty() && rec.extents.back().end_bytes() >= e.offset_bytes) {
+            rec.extents.back().length_bytes =
+                std::max(rec.extents.back().end_bytes(), e.end_bytes()) - rec.extents.back().offset_bytes;
+          } else {
+            rec.extents.push_back(e);
+          }
+        }
+      } else {
+        rec.extents = {Extent{open->lo, open->hi - open->lo}};
+      }
       TM_RETURN_IF_ERROR(
           FromRocks(done.Put(cf[kSeqs], SeqKey(space, h.seq), EncodeSeq(rec)), "batch put"));
       TM_RETURN_IF_ERROR(FromRocks(
@@ -126,6 +171,24 @@ Status Journal::Impl::RollForward(bool* rolled) {
     });
     if (!scan && scan.error().code() != Code::kAborted) return scan.error();
     if (open) TM_RETURN_IF_ERROR(FromRocks(done.RollbackToSavePoint(), "batch save point"));
+    if (stopped) {
+      auto vol = volumes.begin();
+      while (vol != volumes.end() && vol->second.rec.space != space) ++vol;
+      const std::string who = vol == volumes.end() ? "space " + std::to_string(space)
+                                                   : "volume " + vol->second.rec.name;
+      if (!scan) {
+        stopped->push_back(who + ": stopped at segment " + std::to_string(done_end.segment) +
+                           " offset " + std::to_string(done_end.offset) +
+                           ": a record that does not follow (" + scan.error().message() + ")");
+      } else if (scan.value().torn) {
+        stopped->push_back(who + ": stopped at segment " + std::to_string(done_end.segment) +
+                           " offset " + std::to_string(done_end.offset) + ": " + scan.value().file +
+                           ": " + scan.value().reason);
+      } else if (done_end < scan.value().end) {
+        stopped->push_back(who + ": the last write (seq after " + std::to_string(last) +
+                           ") is cut short at " + scan.value().file);
+      }
+    }
     if (done_end == from) continue;
     TM_RETURN_IF_ERROR(FromRocks(
         done.Put(cf[kDefault], TailKey(space), EncodeTail({done_end.segment, done_end.offset, kNoSeq})),
@@ -138,6 +201,46 @@ Status Journal::Impl::RollForward(bool* rolled) {
     *rolled = true;
   }
   return Status::Ok();
+}
+
+Status Journal::RebuildIndex(std::vector<std::string>* stopped) {
+  Impl& in = *impl_;
+  TM_RETURN_IF_ERROR(in.Writable());
+  if (!in.v2()) return Status::NotSupported("journal " + in.dir + " is format 1: no segments");
+  TM_RETURN_IF_ERROR(in.Commit());
+  TM_RETURN_IF_ERROR(in.SyncLogs());
+  // Everything the segments say goes; what they do not hold stays.
+  rocksdb::WriteBatch wb;
+  const std::string all_keys(64, '\xff');
+  for (Cf c : {kExtents, kSeqs, kTimes, kRanges, kFlushes}) {
+    TM_RETURN_IF_ERROR(FromRocks(wb.DeleteRange(in.cf[c], "", all_keys), "batch delete"));
+  }
+  std::set<uint32_t> spaces;
+  for (const auto& [id, v] : in.volumes) spaces.insert(v.rec.space);
+  for (uint32_t space : spaces) {
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], TailKey(space)), "batch delete"));
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], SyncedTailKey(space)), "batch delete"));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  TM_RETURN_IF_ERROR(FromRocks(in.db->Write(wo, &wb), "clear the index of journal " + in.dir));
+  {
+    std::lock_guard lock(in.logs_mu);
+    in.logs.clear();  // the next append cuts at the rebuilt committed tail
+    in.appending.clear();
+  }
+  auto reload = [&]() -> Status {
+    in.volumes.clear();
+    in.spaces.clear();
+    in.groups.clear();
+    in.unordered.clear();
+    return in.LoadState();
+  };
+  TM_RETURN_IF_ERROR(reload());
+  bool rolled = false;
+  TM_RETURN_IF_ERROR(in.RollForward(&rolled, stopped));
+  TM_RETURN_IF_ERROR(reload());
+  return in.SyncLogs();
 }
 
 Status Journal::Impl::CheckSyncedChains(std::string* damage) {

@@ -148,6 +148,20 @@ Result<Journal::UpgradeStats> Journal::Upgrade(const std::string& to,
   // unordered intervals, backing checkpoints.
   Impl& out = *dst->impl_;
   rocksdb::WriteBatch wb;
+  if (out.v2()) {
+    // Flush markers are segment records in format 2 (a rebuilt index has them).
+    std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator({}, in.cf[kFlushes]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      BOOST_OUTCOME_TRY(key, DecodeSeqKey(it->key().ToStringView()));  // flush keys are seq keys
+      BOOST_OUTCOME_TRY(f, DecodeFlush(it->value().ToStringView()));
+      auto sm = space_map.find(key.id);
+      if (sm == space_map.end()) continue;
+      TM_RETURN_IF_ERROR(out.AppendRecord(sm->second, seg::RecordKind::kFlush, f.flags, 0, key.seq,
+                                          seg::EncodeFlushBody(f.time_ns)));
+    }
+    TM_RETURN_IF_ERROR(FromRocks(it->status(), "copy flush markers"));
+    TM_RETURN_IF_ERROR(out.Commit());
+  }
   for (Cf cf : {kFlushes, kBookmarks}) {
     std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator({}, in.cf[cf]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {

@@ -286,6 +286,26 @@ Result<RangeBody> DecodeRangeBody(std::string_view body) {
   return b;
 }
 
+std::string EncodeImportBody(const ImportBody& b) {
+  std::string out;
+  PutLE(&out, b.what, 1);
+  PutLE(&out, static_cast<uint64_t>(b.time_ns), 8);
+  return out;
+}
+
+Result<ImportBody> DecodeImportBody(std::string_view body) {
+  if (body.size() != 9) {
+    return Status::Corruption("import record of " + std::to_string(body.size()) + " bytes");
+  }
+  ImportBody b;
+  b.what = static_cast<uint8_t>(body[0]);
+  b.time_ns = static_cast<TimeNs>(GetLE(body.data() + 1, 8));
+  if (b.what != kImportEnd && b.what != kImportAbandoned) {
+    return Status::Corruption("import record of kind " + std::to_string(b.what));
+  }
+  return b;
+}
+
 std::string EncodeFlushBody(TimeNs time_ns) {
   std::string out;
   PutLE(&out, static_cast<uint64_t>(time_ns), 8);

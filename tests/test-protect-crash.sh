@@ -76,4 +76,12 @@ latest=$(T points --journal "$j" vm1 --json | json_get 'j["latest"]["seq"]')
 # The imported 4 MiB (seq 0) is untouched by all of it.
 T restore --journal "$j" vm1 --seq 0 --output "$tmp/s0.img" >/dev/null
 cmp -n $((4 << 20)) "$tmp/s0.img" "$vol" || fail "seq 0 / the first 4 MiB changed"
-echo "test-protect-crash: OK ($total acknowledged writes, latest seq $latest)"
+# The index rebuilt from the segments alone (journal check --rebuild-index) is the same
+# (docs/format-journal-2.md#roll-forward): the same dump, the same latest image.
+T journal dump --journal "$j" >"$tmp/dump.before"
+T journal check --journal "$j" --rebuild-index >/dev/null || fail "journal check --rebuild-index"
+T journal dump --journal "$j" >"$tmp/dump.after"
+diff "$tmp/dump.before" "$tmp/dump.after" >&2 || fail "the rebuilt index differs (journal dump)"
+T restore --journal "$j" vm1 --latest --output "$tmp/rebuilt.img" >/dev/null
+cmp "$tmp/rebuilt.img" "$vol" || fail "restore --latest after --rebuild-index differs from the backing"
+echo "test-protect-crash: OK ($total acknowledged writes, latest seq $latest, index rebuilt)"

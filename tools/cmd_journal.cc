@@ -40,13 +40,31 @@ struct VerifyArgs {
   std::string journal_dir;
   std::string volume;
   bool json = false;
+  bool rebuild_index = false;
 };
 
 int RunVerify(const VerifyArgs& a) {
   auto run = [&]() -> Status {
-    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/false));
+    BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, /*write=*/a.rebuild_index));
     BOOST_OUTCOME_TRY(id, VolumeFilter(*j, a.volume));
     nlohmann::json problems = nlohmann::json::array();
+    nlohmann::json rebuilt = nullptr;
+    if (a.rebuild_index) {
+      if (!a.volume.empty()) {
+        return Status::InvalidArgument("--rebuild-index rebuilds the whole journal: name no volume");
+      }
+      if (!a.json) std::fprintf(stderr, "rebuilding the index of %s from its segments\n", a.journal_dir.c_str());
+      std::vector<std::string> stopped;
+      TM_RETURN_IF_ERROR(j->RebuildIndex(&stopped));
+      for (const std::string& l : stopped) {
+        if (a.json) {
+          problems.push_back(l);
+        } else {
+          std::printf("problem: %s\n", l.c_str());
+        }
+      }
+      rebuilt = stopped.empty();
+    }
     auto stats = j->Verify(id, [&](std::string_view line) {
       if (a.json) {
         problems.push_back(std::string(line));
@@ -55,10 +73,15 @@ int RunVerify(const VerifyArgs& a) {
       }
     });
     if (!stats) return stats.error().Annotate("journal " + a.journal_dir);
+    if (!problems.empty() && a.rebuild_index) {
+      return Status::Corruption("journal " + a.journal_dir + ": the index was rebuilt up to " +
+                                std::to_string(problems.size()) + " damaged segment tail(s)");
+    }
     if (a.json) {
       std::printf("%s\n", nlohmann::json({{"ok", true},
                                           {"seqs", stats.value().seqs},
                                           {"block_versions", stats.value().blocks},
+                                          {"index_rebuilt", rebuilt},
                                           {"problems", problems}})
                               .dump()
                               .c_str());
@@ -141,6 +164,9 @@ void AddJournalCommand(CLI::App& app, int* exit_code) {
   verify->add_option("--journal", v->journal_dir, "journal directory")->required();
   verify->add_option("VOLUME", v->volume, "only this volume");
   verify->add_flag("--json", v->json, "print JSON");
+  verify->add_flag("--rebuild-index", v->rebuild_index,
+                   "format 2: rebuild the index from the segment files first (stop the daemon "
+                   "that uses the journal); bookmarks, unordered intervals and checkpoints are kept");
   AddWaitOption(verify);
   verify->callback([v, exit_code] { *exit_code = RunVerify(*v); });
 

@@ -307,6 +307,12 @@ class Journal {
   // any problem; kOk otherwise.
   Result<VerifyStats> Verify(uint32_t volume,
                              const std::function<void(std::string_view line)>& problem) const;
+  // Format 2: rebuilds the index from the segments (`journal check
+  // --rebuild-index`): the writes, ranges, flush markers and imports the logs
+  // hold, as they were indexed; bookmarks, unordered intervals and checkpoints
+  // are kept. *stopped: each space whose log holds bytes past its last whole
+  // record, and why (empty when every record was read). A writer's call.
+  Status RebuildIndex(std::vector<std::string>* stopped);
   // Rewrites the format floors (compatibility tests, `journal set-floors`).
   Status SetFloors(uint32_t read_floor, uint32_t write_floor);
 

@@ -176,6 +176,19 @@ Result<RangeBody> DecodeRangeBody(std::string_view body);
 std::string EncodeFlushBody(TimeNs time_ns);
 Result<TimeNs> DecodeFlushBody(std::string_view body);
 
+// The body of an import record: an import's end (its seq becomes a point: the
+// union of its data records' blocks), or its abandonment (a crash cut it off:
+// its data records are dead).
+inline constexpr uint8_t kImportEnd = 0;
+inline constexpr uint8_t kImportAbandoned = 2;
+struct ImportBody {
+  uint8_t what = kImportEnd;
+  TimeNs time_ns = 0;
+  bool operator==(const ImportBody&) const = default;
+};
+std::string EncodeImportBody(const ImportBody& b);
+Result<ImportBody> DecodeImportBody(std::string_view body);
+
 // A record decoded from its bytes (header, body; padding not needed).
 struct Record {
   RecordHeader header;
