@@ -623,7 +623,7 @@ Status SegmentLog::OpenSegment(uint64_t number, Seq first_seq, TimeNs now_ns) {
   }
   fd_ = fd;
   current_ = number;
-  size_ = written_ = bytes.size();
+  size_ = written_ = writeback_ = bytes.size();
   buf_.clear();
   dir_dirty_ = true;
   return Status::Ok();
@@ -664,7 +664,7 @@ Status SegmentLog::StartAppend(const Location& at, Seq next_seq, TimeNs now_ns) 
   }
   fd_ = fd;
   current_ = at.segment;
-  size_ = written_ = at.offset;
+  size_ = written_ = writeback_ = at.offset;
   buf_.clear();
   unsynced_.push_back(::dup(fd));  // the truncation is made durable by the next Sync
   return Status::Ok();
@@ -686,6 +686,7 @@ Result<Location> SegmentLog::Append(std::string_view records, Seq first_seq, Tim
     TM_RETURN_IF_ERROR(
         PwriteAll(fd_, records.data(), records.size(), written_, SegmentPath(current_)));
     written_ += records.size();
+    StartWriteback();
   } else {
     buf_.append(records);
   }
@@ -701,7 +702,17 @@ Status SegmentLog::Flush() {
   TM_RETURN_IF_ERROR(PwriteAll(fd_, buf_.data(), buf_.size(), written_, SegmentPath(current_)));
   written_ += buf_.size();
   buf_.clear();
+  StartWriteback();
   return Status::Ok();
+}
+
+void SegmentLog::StartWriteback() {
+  constexpr uint64_t kWritebackBytes = 8 << 20;
+  if (written_ - writeback_ < kWritebackBytes) return;
+  // Advisory: a failure here shows at the next fdatasync.
+  (void)::sync_file_range(fd_, static_cast<off64_t>(writeback_),
+                          static_cast<off64_t>(written_ - writeback_), SYNC_FILE_RANGE_WRITE);
+  writeback_ = written_;
 }
 
 Status SegmentLog::Sync() {

@@ -277,6 +277,10 @@ class SegmentLog {
   uint64_t current_ = 0;   // its number
   uint64_t size_ = 0;      // its length, what Append gathered included
   uint64_t written_ = 0;   // its length in the file
+  uint64_t writeback_ = 0; // where its last started writeback ends
+  // Starts the kernel's writeback of what was written since the last call,
+  // every few MiB (sync_file_range, no wait): a Sync then waits for less.
+  void StartWriteback();
   std::string buf_;        // appended, not yet written: the file's bytes [written_, size_)
   bool appending_ = false;
   bool dir_dirty_ = false;
