@@ -257,8 +257,15 @@ class Journal::Impl {
   mutable std::mutex logs_mu;
   mutable std::map<uint32_t, std::unique_ptr<seg::SegmentLog>> logs;
   mutable std::set<uint32_t> appending;  // spaces whose log was cut and appends
-  // Appends the pending run as one data record and indexes its chunks.
+  // Closes the pending run: it is encoded, appended as one data record and
+  // indexed by EncodeRuns (at the commit, before another kind of record, or
+  // when kMaxClosedBytes are closed).
   Status FlushRun();
+  Status EncodeRuns();
+  Status EncodeRun(const PendingRun& r, std::string* rec, std::vector<seg::ChunkDesc>* chunks) const;
+  static constexpr uint64_t kMaxClosedBytes = 16 << 20;
+  std::vector<PendingRun> closed_runs;
+  uint64_t closed_bytes = 0;
   // Puts the index entries of a data record's chunks, at `at`, into `wb`.
   Status IndexChunks(const VolumeState& vol, Seq seq, const seg::Location& at,
                      const std::vector<seg::ChunkDesc>& chunks, rocksdb::WriteBatch* wb) const;

@@ -173,6 +173,8 @@ Result<Seq> Journal::Import(uint32_t volume, const ReadFn& read, TimeNs time_ns,
   }();
   if (!s.ok()) {
     in.run.reset();
+    in.closed_runs.clear();
+    in.closed_bytes = 0;
     in.pending_tails.clear();
     in.batch.Clear();
     in.pending_blocks.clear();

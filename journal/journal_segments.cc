@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <future>
 #include <set>
 
 #include "coding.h"
@@ -56,8 +57,17 @@ Result<seg::SegmentLog*> Journal::Impl::Log(uint32_t space, bool append) const {
 
 Status Journal::Impl::FlushRun() {
   if (!run) return Status::Ok();
-  PendingRun r = std::move(*run);
+  // Small compressed runs wait for the commit, where two threads encode them;
+  // the others go now, while their bytes are in the cache.
+  const bool now = meta.codec == Codec::kNone || run->data.size() >= (256u << 10);
+  closed_bytes += run->data.size();
+  closed_runs.push_back(std::move(*run));
   run.reset();
+  return now || closed_bytes >= kMaxClosedBytes ? EncodeRuns() : Status::Ok();
+}
+
+Status Journal::Impl::EncodeRun(const PendingRun& r, std::string* rec,
+                                std::vector<seg::ChunkDesc>* chunks) const {
   BOOST_OUTCOME_TRY(vol, Volume(r.volume));
   const uint32_t bs = vol->epoch().block_bytes;
   seg::DataIn in;
@@ -81,14 +91,45 @@ Status Journal::Impl::FlushRun() {
         static_cast<uint16_t>(rec_end > r.write_end ? (rec_end - r.write_end) / kSectorBytes : 0);
   }
   if (r.last) in.flags |= seg::kFlagSeqEnd;
-  std::string rec;
-  std::vector<seg::ChunkDesc> chunks;
-  TM_RETURN_IF_ERROR(seg::EncodeData(in, &rec, &chunks));
-  BOOST_OUTCOME_TRY(log, Log(vol->rec.space, /*append=*/true));
-  BOOST_OUTCOME_TRY(at, log->Append(rec, r.seq, NowNs()));
-  TM_RETURN_IF_ERROR(IndexChunks(*vol, r.seq, at, chunks, &batch));
-  pending_tails[vol->rec.space] = log->tail();
-  unsynced_spaces.insert(vol->rec.space);
+  return seg::EncodeData(in, rec, chunks);
+}
+
+Status Journal::Impl::EncodeRuns() {
+  if (closed_runs.empty()) return Status::Ok();
+  std::vector<PendingRun> runs = std::move(closed_runs);
+  closed_runs.clear();
+  const uint64_t total = closed_bytes;
+  closed_bytes = 0;
+  struct Encoded {
+    std::string rec;
+    std::vector<seg::ChunkDesc> chunks;
+    Status status;
+  };
+  std::vector<Encoded> out(runs.size());
+  auto encode = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) out[i].status = EncodeRun(runs[i], &out[i].rec, &out[i].chunks);
+  };
+  // The codec is most of a small write's CPU: a second thread takes the runs
+  // past half the bytes (records keep their order in the log).
+  if (meta.codec != Codec::kNone && runs.size() >= 4 && total >= (256u << 10)) {
+    size_t half = 0;
+    for (uint64_t bytes = 0; half < runs.size() && bytes < total / 2; ++half) bytes += runs[half].data.size();
+    auto worker = std::async(std::launch::async, encode, half, runs.size());
+    encode(0, half);
+    worker.get();
+  } else {
+    encode(0, runs.size());
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    TM_RETURN_IF_ERROR(out[i].status);
+    const PendingRun& r = runs[i];
+    BOOST_OUTCOME_TRY(vol, Volume(r.volume));
+    BOOST_OUTCOME_TRY(log, Log(vol->rec.space, /*append=*/true));
+    BOOST_OUTCOME_TRY(at, log->Append(out[i].rec, r.seq, NowNs()));
+    TM_RETURN_IF_ERROR(IndexChunks(*vol, r.seq, at, out[i].chunks, &batch));
+    pending_tails[vol->rec.space] = log->tail();
+    unsynced_spaces.insert(vol->rec.space);
+  }
   return Status::Ok();
 }
 
@@ -119,6 +160,7 @@ Status Journal::Impl::IndexChunks(const VolumeState& vol, Seq seq, const seg::Lo
 Status Journal::Impl::AppendRecord(uint32_t space, seg::RecordKind kind, uint8_t flags,
                                    uint32_t volume, Seq seq, std::string_view body) {
   TM_RETURN_IF_ERROR(FlushRun());
+  TM_RETURN_IF_ERROR(EncodeRuns());  // records keep their order
   std::string rec;
   seg::EncodeRecord(kind, flags, volume, seq, body, &rec);
   BOOST_OUTCOME_TRY(log, Log(space, /*append=*/true));
@@ -131,6 +173,7 @@ Status Journal::Impl::AppendRecord(uint32_t space, seg::RecordKind kind, uint8_t
 
 Status Journal::Impl::WriteBatchV2(bool async) {
   TM_RETURN_IF_ERROR(FlushRun());
+  TM_RETURN_IF_ERROR(EncodeRuns());
   // The records' write(2) before the index names them (and before any
   // write is answered: callers answer after Commit).
   for (const auto& [space, t] : pending_tails) {

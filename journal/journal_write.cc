@@ -120,7 +120,9 @@ Status Journal::Impl::CurrentBlock(const VolumeState& vol, uint64_t block, std::
 }
 
 Status Journal::Impl::Commit(bool async) {
-  if (batch.Count() == 0 && !run && pending_tails.empty()) return async ? failed : Barrier();
+  if (batch.Count() == 0 && !run && closed_runs.empty() && pending_tails.empty()) {
+    return async ? failed : Barrier();
+  }
   TM_RETURN_IF_ERROR(failed);
   Status s;
   if (v2()) {
