@@ -344,9 +344,12 @@ Status Journal::Impl::LoadState() {
   return Status::Ok();
 }
 
-// Format 2: segment records after a space's committed tail (a writer died
-// before indexing writes it had answered; docs/format-journal-2.md#roll-forward).
-bool HasUnindexedRecords(const Journal::Impl& probe, const std::string& dir) {
+// Format 2: a space's segments do not end at its committed tail: records after
+// it (a writer died before indexing writes it had answered), or fewer bytes
+// than it names (a power loss kept index entries whose segment bytes it lost).
+// A writer's open rolls the first forward and cuts the second
+// (docs/format-journal-2.md#roll-forward).
+bool TailsNeedAWriter(const Journal::Impl& probe, const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(fs::path(dir) / "segments", ec)) {
@@ -362,10 +365,14 @@ bool HasUnindexedRecords(const Journal::Impl& probe, const std::string& dir) {
                                      /*create=*/false);
     if (!log) continue;
     const std::vector<uint64_t> segs = log.value()->Segments();
-    if (segs.empty()) continue;
-    if (segs.back() > tail.segment) return true;
+    if (segs.empty()) {
+      if (tail.segment != 0) return true;
+      continue;
+    }
+    if (segs.back() != tail.segment && !(tail.segment == 0 && tail.offset == 0)) return true;
+    if (tail.segment == 0) return true;  // records, and no tail yet
     const auto size = fs::file_size(log.value()->SegmentPath(segs.back()), ec);
-    if (!ec && size > tail.offset) return true;
+    if (ec || size != tail.offset) return true;
   }
   return false;
 }
@@ -375,8 +382,9 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
   std::error_code ec;
   bool exists = fs::exists(fs::path(dir) / "CURRENT", ec);
   if (exists && o.read_only && !LockHeldElsewhere(dir) && ::access(dir.c_str(), W_OK) == 0) {
-    // No writer runs: if one died leaving answered writes unindexed, a
-    // writer's open rolls them forward first, so that readers see them.
+    // No writer runs: if one died leaving answered writes unindexed, or a
+    // power loss left the index naming bytes the segments lost, a writer's
+    // open rolls forward or cuts first, so that readers see what is there.
     bool roll = false;
     {
       OpenLock shared(dir, /*writer=*/false);
@@ -387,7 +395,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir, const Ope
           auto m = DecodeMeta(v);
           if (m && m.value().format_version >= 2 && m.value().write_floor <= kMaxFormatVersion) {
             probe.value()->meta = m.value();
-            roll = HasUnindexedRecords(*probe.value(), dir);
+            roll = TailsNeedAWriter(*probe.value(), dir);
           }
         }
       }

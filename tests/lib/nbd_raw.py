@@ -8,14 +8,17 @@ exactly which writes the server acknowledged.
       (numbers in any Python int syntax, or with a K/M suffix). Prints one line per OP:
       "ok" (a read adds the sha256 of the data) or "error N" (the NBD error number).
       Exits 0 if the connection survived every OP, 3 if the server hung up.
-  nbd_raw.py writer SOCK EXPORT LOG ROUND FIRST_SLOT NSLOTS SLOT_SIZE [DEPTH [RATE]]
+  nbd_raw.py writer SOCK EXPORT LOG ROUND FIRST_SLOT NSLOTS SLOT_SIZE [DEPTH [RATE [FLUSH]]]
       Writes slot FIRST_SLOT.. in random order, each write a random 512-aligned piece of
       its slot filled by fill(ROUND, SLOT, LEN), DEPTH requests in flight (default 8), at
       most RATE writes a second (default 0: no limit). After each
-      successful reply it appends "ROUND SLOT OFF LEN" to LOG (unbuffered). Stops when the
-      slots are used up or the server goes away; exit 0 either way (a reply error: exit 1).
-  nbd_raw.py check IMAGE LOG
-      Every write in LOG is present in IMAGE (byte for byte). Exit 1 listing the missing.
+      successful reply it appends "ROUND SLOT OFF LEN" to LOG (unbuffered). With FLUSH > 0,
+      after every FLUSH acknowledged writes it waits for those in flight, sends a FLUSH, and
+      once it is answered writes the number of LOG lines it covers to LOG.flushed. Stops when
+      the slots are used up or the server goes away; exit 0 either way (a reply error: 1).
+  nbd_raw.py check IMAGE LOG [LINES]
+      Every write in LOG (its first LINES lines) is present in IMAGE (byte for byte). Exit 1
+      listing the missing.
 """
 import hashlib
 import os
@@ -136,6 +139,9 @@ def cmd_writer(argv):
     rnd, first, nslots, slot_size = (int(x) for x in argv[3:7])
     depth = int(argv[7]) if len(argv) > 7 else 8
     rate = float(argv[8]) if len(argv) > 8 else 0
+    flush_every = int(argv[9]) if len(argv) > 9 else 0
+    acked = sum(1 for _ in open(log)) if os.path.exists(log) else 0
+    since_flush = 0
     t0 = time.monotonic()
     sent = 0
     slots = list(range(first, first + nslots))
@@ -168,17 +174,40 @@ def cmd_writer(argv):
                 print("writer: write slot %d failed: error %d" % (h, err), file=sys.stderr)
                 return 1
             os.write(fd, b"%d %d %d %d\n" % (rnd, h, off, length))
+            acked += 1
+            since_flush += 1
+            if flush_every and since_flush >= flush_every:
+                while inflight:  # a FLUSH covers the writes answered before it is sent
+                    err, h, _ = recv_reply(s, lambda h: 0)
+                    off, length = inflight.pop(h)
+                    if err:
+                        print("writer: write slot %d failed: error %d" % (h, err), file=sys.stderr)
+                        return 1
+                    os.write(fd, b"%d %d %d %d\n" % (rnd, h, off, length))
+                    acked += 1
+                send_req(s, "flush", 1 << 62, 0, 0)
+                err, _, _ = recv_reply(s, lambda h: 0)
+                if err:
+                    print("writer: flush failed: error %d" % err, file=sys.stderr)
+                    return 1
+                with open(log + ".flushed.tmp", "w") as f:
+                    f.write("%d\n" % acked)
+                os.rename(log + ".flushed.tmp", log + ".flushed")
+                since_flush = 0
     except (Hangup, ConnectionError, BrokenPipeError, FileNotFoundError):
         pass
     return 0
 
 
 def cmd_check(argv):
-    image, log = argv
+    image, log = argv[0], argv[1]
+    limit = int(argv[2]) if len(argv) > 2 else None
     bad = 0
     n = 0
     with open(image, "rb") as f, open(log) as lf:
         for line in lf:
+            if limit is not None and n >= limit:
+                break
             rnd, slot, off, length = (int(x) for x in line.split())
             f.seek(off)
             n += 1
