@@ -134,12 +134,16 @@ TEST_F(RollForwardTest, TornTailStopsTheRollAndIsCut) {
   }
 }
 
-// kill -9 in the middle of 1 MiB writes: every write the child answered
+// kill -9 in the middle of 1 MiB writes (and of segment rollovers): every write the child answered
 // (Commit returned: its records written, its index maybe not: the child
 // leaves most unindexed) is there at the next writer's open, with its bytes.
-TEST_F(RollForwardTest, KillDuringWritesLosesNoAnsweredWrite) {
+class KillDuringWrites : public RollForwardTest, public ::testing::WithParamInterface<uint64_t> {};
+
+TEST_P(KillDuringWrites, LosesNoAnsweredWrite) {
   if (TestFormat() == 1) GTEST_SKIP() << "format 2's segments";
-  Reopen();
+  OpenOptions options;
+  options.segment_bytes = GetParam();
+  Reopen(options);
   const uint32_t vol = NewVolume(64 << 20);
   j_.reset();
   constexpr size_t kLen = 1 << 20;
@@ -150,7 +154,7 @@ TEST_F(RollForwardTest, KillDuringWritesLosesNoAnsweredWrite) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       ::close(fds[0]);
-      auto j = Journal::Open(dir_, {});
+      auto j = Journal::Open(dir_, options);
       if (!j) ::_exit(2);
       auto last = j.value()->LastSeq(vol);
       for (Seq s = last.value() == kNoSeq ? 0 : last.value() + 1;; ++s) {
@@ -176,7 +180,7 @@ TEST_F(RollForwardTest, KillDuringWritesLosesNoAnsweredWrite) {
     ::close(fds[0]);
     ASSERT_TRUE(WIFSIGNALED(status)) << "child status " << status;
     ASSERT_NE(answered, kNoSeq);
-    Reopen();
+    Reopen(options);
     const Seq last = j_->LastSeq(vol).value();
     EXPECT_GE(last, answered) << "round " << round;
     for (Seq q = answered >= 10 ? answered - 10 : 0; q <= answered; ++q) {
@@ -186,7 +190,16 @@ TEST_F(RollForwardTest, KillDuringWritesLosesNoAnsweredWrite) {
     }
     j_.reset();
   }
+  if (GetParam() < (64u << 20)) {
+    size_t segments = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ + "/segments/00000001")) ++segments;
+    EXPECT_GE(segments, 3u) << "the writes never rolled a segment over";
+  }
 }
+
+// 256 MiB segments (the default), and 3 MiB ones: a kill lands around a rollover.
+INSTANTIATE_TEST_SUITE_P(SegmentSizes, KillDuringWrites,
+                         ::testing::Values(uint64_t{256} << 20, uint64_t{3} << 20));
 
 // `journal check --rebuild-index`: an index rebuilt from the segments alone
 // equals the one the writes made: the same dump, the same image at every seq.

@@ -36,7 +36,9 @@ Result<seg::SegmentLog*> Journal::Impl::Log(uint32_t space, bool append) const {
   std::lock_guard lock(logs_mu);
   auto it = logs.find(space);
   if (it == logs.end()) {
-    auto l = seg::SegmentLog::Open(dir, space, meta.uuid, {}, /*create=*/append);
+    seg::LogOptions lo;
+    lo.segment_bytes = options.segment_bytes;
+    auto l = seg::SegmentLog::Open(dir, space, meta.uuid, lo, /*create=*/append);
     if (!l) return l.error();
     it = logs.emplace(space, std::move(l.value())).first;
   }

@@ -45,6 +45,9 @@ struct OpenOptions {
   // entries are written on a thread of their own (an open rolls forward what
   // a crash left unindexed). false: the commit writes the index too.
   bool async_index = true;
+  // Format 2: a segment file is sealed past this many bytes (tests roll over
+  // with small ones).
+  uint64_t segment_bytes = 256ull << 20;
   // Keep block values in RocksDB blob files (integrated BlobDB). It halves
   // compaction I/O, but a restore then reads every block with a random
   // 4 KiB read: measured 22 MiB/s cold against 247 with values in the LSM
