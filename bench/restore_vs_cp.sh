@@ -2,7 +2,9 @@
 # Restore of a volume with ~3 versions per block, next to `cp --sparse=always`
 # of a raw file holding the same data and to `qemu-img convert` of a 3-layer
 # qcow2 snapshot chain holding the same versions, in the same run, caches warm
-# for all and cold for all (issues #2, #6). Prints a markdown section on stdout.
+# for all and cold for all (issues #2, #6). Then a fragmented point (issue 13):
+# seq 3 overwrites a random quarter of the 4 KiB blocks of seq 2, and its restore
+# is timed next to cp of the same image. Prints a markdown section on stdout.
 #
 #   bench/restore_vs_cp.sh BUILD [--size-mib N] [--rounds R] [--codec C]
 #
@@ -38,10 +40,23 @@ for v in 1 2 3; do
   backing=(-B "$work/layer$v.qcow2" -F qcow2)
 done
 journal_bytes=$(du -sb "$work/journal" | cut -f1)
-# image.img now holds version 3, the latest point (seq 2).
+# image.img now holds version 3, the latest point (seq 2). frag.img: version 3 with a
+# random quarter of its 4 KiB blocks rewritten, imported as seq 3 (scattered extents).
+python3 - "$work/image.img" "$work/frag.img" <<'PY'
+import os, random, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+shutil.copyfile(src, dst)
+blocks = os.path.getsize(dst) // 4096
+rnd = random.Random(13)
+with open(dst, "r+b") as f:
+    for b in sorted(rnd.sample(range(blocks), blocks // 4)):
+        f.seek(b * 4096)
+        f.write(rnd.randbytes(4096))
+PY
+"$tm" journal import --journal "$work/journal" --name vol --codec "$codec" "$work/frag.img" >&2
 
 run_restore() { rm -f "$work/out.img"; "$tm" restore --journal "$work/journal" vol --seq "$1" --output "$work/out.img" >/dev/null; }
-run_cp() { rm -f "$work/cp.img"; cp --sparse=always "$work/image.img" "$work/cp.img"; sync "$work/cp.img"; }
+run_cp() { rm -f "$work/cp.img"; cp --sparse=always "$work/${1:-image}.img" "$work/cp.img"; sync "$work/cp.img"; }
 # seq N of the journal is version N+1, the top of a chain of N+1 qcow2 layers.
 run_qemu() { rm -f "$work/q.img"; qemu-img convert -f qcow2 -O raw "$work/layer$(($1 + 1)).qcow2" "$work/q.img"; sync "$work/q.img"; }
 timed() { local a b; a=$(now); "$@"; b=$(now); echo "$b - $a" | bc; }
@@ -63,11 +78,25 @@ for cache in warm cold; do
     done
   done
 done
+for cache in warm cold; do
+  if [ $cache = cold ] && [ $can_drop = 0 ]; then continue; fi
+  [ $cache = warm ] && { run_restore 3; run_cp frag; }
+  for r in $(seq 1 "$rounds"); do
+    [ $cache = cold ] && drop
+    tr=$(timed run_restore 3)
+    [ $cache = cold ] && drop
+    tc=$(timed run_cp frag)
+    R[$cache,3]+="$tr:$tc "
+    echo "round $r $cache seq 3 (fragmented): restore $tr s, cp $tc s" >&2
+  done
+done
+cmp "$work/out.img" "$work/frag.img" || { echo "restore of seq 3 is not the fragmented image" >&2; exit 1; }
+run_restore 1
 cmp "$work/out.img" <(gen v2) >/dev/null || { echo "restore of seq 1 is not version 2" >&2; exit 1; }
 cmp "$work/q.img" "$work/out.img" || { echo "qemu-img convert of layer 2 is not version 2" >&2; exit 1; }
 run_restore 2; cmp "$work/out.img" "$work/image.img" || { echo "restore of seq 2 differs" >&2; exit 1; }
 
-python3 - "$size_mib" "$import_s" "$journal_bytes" "$codec" "$can_drop" "${R[warm,2]:-}" "${R[warm,1]:-}" "${R[cold,2]:-}" "${R[cold,1]:-}" <<'PY'
+python3 - "$size_mib" "$import_s" "$journal_bytes" "$codec" "$can_drop" "${R[warm,2]:-}" "${R[warm,1]:-}" "${R[cold,2]:-}" "${R[cold,1]:-}" "${R[warm,3]:-}" "${R[cold,3]:-}" <<'PY'
 import statistics, sys
 from benchlib import result, spread
 size_mib, import_s, jbytes, codec, can_drop = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -92,6 +121,19 @@ for cache, point, data in rows:
     what = "restore of a %d MiB volume, 3 versions per block, %s" % (size_mib, point)
     result(what, f"{mr:.0f} MiB/s", f"cp --sparse=always {mc:.0f} MiB/s", rc, ">= 0.7", cache)
     result(what, f"{mr:.0f} MiB/s", f"qemu-img convert, 3-layer qcow2 {mq:.0f} MiB/s", rq, ">= 1.0", cache)
+print("\nA fragmented point: seq 3 rewrote a random quarter of the 4 KiB blocks of seq 2 "
+      "(one import: the changed blocks, scattered); its restore beside `cp --sparse=always` of the same image.\n")
+print("| caches | point | tidemark restore MiB/s | cp --sparse=always MiB/s | restore/cp min / median / max |")
+print("|---|---|---|---|---|")
+for cache, data in (("warm", sys.argv[10]), ("cold", sys.argv[11])):
+    runs = [tuple(map(float, p.split(":"))) for p in data.split()]
+    if not runs:
+        print(f"| {cache} | fragmented (seq 3) | not run (cannot drop caches) | | |"); continue
+    rc = [tc / tr for tr, tc in runs]
+    mr, mc = (size_mib / statistics.median(r[i] for r in runs) for i in range(2))
+    print(f"| {cache} | fragmented (seq 3) | {mr:.0f} | {mc:.0f} | " + "{:.2f} / {:.2f} / {:.2f} |".format(*spread(rc)))
+    result("restore of a %d MiB volume, a fragmented point (a quarter of its blocks rewritten at random)" % size_mib,
+           f"{mr:.0f} MiB/s", f"cp --sparse=always {mc:.0f} MiB/s", rc, ">= 0.6", cache)
 print(f"\nThe ratio per round is the peer's time over restore's; a goal is met when the median is at least the goal. "
       f"journal bytes per byte written: {jbytes/(3*size_mib*2**20):.3f} (incompressible data).")
 PY
