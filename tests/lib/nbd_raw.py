@@ -148,6 +148,18 @@ def cmd_writer(argv):
     random.Random(rnd).shuffle(slots)
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     inflight = {}
+
+    def take_reply():  # one write's reply: logged when it succeeded
+        nonlocal acked
+        err, h, _ = recv_reply(s, lambda h: 0)
+        off, length = inflight.pop(h)
+        if err:
+            print("writer: write slot %d failed: error %d" % (h, err), file=sys.stderr)
+            return False
+        os.write(fd, b"%d %d %d %d\n" % (rnd, h, off, length))
+        acked += 1
+        return True
+
     try:
         s, _ = connect(sock, export)
         it = iter(slots)
@@ -168,23 +180,13 @@ def cmd_writer(argv):
                 inflight[slot] = (off, length)
             if not inflight:
                 break
-            err, h, _ = recv_reply(s, lambda h: 0)
-            off, length = inflight.pop(h)
-            if err:
-                print("writer: write slot %d failed: error %d" % (h, err), file=sys.stderr)
+            if not take_reply():
                 return 1
-            os.write(fd, b"%d %d %d %d\n" % (rnd, h, off, length))
-            acked += 1
             since_flush += 1
             if flush_every and since_flush >= flush_every:
                 while inflight:  # a FLUSH covers the writes answered before it is sent
-                    err, h, _ = recv_reply(s, lambda h: 0)
-                    off, length = inflight.pop(h)
-                    if err:
-                        print("writer: write slot %d failed: error %d" % (h, err), file=sys.stderr)
+                    if not take_reply():
                         return 1
-                    os.write(fd, b"%d %d %d %d\n" % (rnd, h, off, length))
-                    acked += 1
                 send_req(s, "flush", 1 << 62, 0, 0)
                 err, _, _ = recv_reply(s, lambda h: 0)
                 if err:
