@@ -695,13 +695,14 @@ Status Journal::Impl::ImageIsNext(const VolumeState& vol) const {
 Status Journal::SetBackingCheckpoint(uint32_t volume, Seq seq) {
   TM_RETURN_IF_ERROR(impl_->Writable());
   BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
-  (void)vol;
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  TM_RETURN_IF_ERROR(impl_->SyncLogs());  // segments before a synced WAL
-  return FromRocks(
-      impl_->db->Put(wo, impl_->cf[kDefault], CheckpointKey(volume), EncodeCheckpoint(seq)),
-      "write backing checkpoint");
+  Impl& in = *impl_;
+  if (in.v2()) {
+    TM_RETURN_IF_ERROR(in.AppendRecord(vol->rec.space, seg::RecordKind::kCheckpoint, 0, volume,
+                                       seq, seg::EncodeCheckpointBody(NowNs())));
+  }
+  TM_RETURN_IF_ERROR(FromRocks(
+      in.batch.Put(in.cf[kDefault], CheckpointKey(volume), EncodeCheckpoint(seq)), "batch put"));
+  return in.CommitDurable();
 }
 
 Result<Seq> Journal::BackingCheckpoint(uint32_t volume) const {

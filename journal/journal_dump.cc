@@ -86,6 +86,15 @@ Status Journal::Dump(uint32_t volume, const std::function<void(std::string_view)
                     std::to_string(r.data.tail_skip_sectors);
           }
         }
+        if (r.header.kind == seg::RecordKind::kBookmark) {
+          if (auto b = seg::DecodeBookmarkBody(r.body)) line += " name=" + b.value().name;
+        } else if (r.header.kind == seg::RecordKind::kUnordered) {
+          if (auto u = seg::DecodeUnorderedBody(r.body)) {
+            line += u.value().what == seg::kUnorderedBegin
+                        ? std::string(" begin")
+                        : " end upto=" + std::to_string(u.value().upto);
+          }
+        }
         out(line);
         return Status::Ok();
       });

@@ -203,6 +203,9 @@ class Journal::Impl {
   // records are written before it returns, their index entries on the index
   // writer's thread; otherwise the index too.
   Status Commit(bool async = false);
+  // Commit, then the segments made durable, then the index (a record a
+  // caller is told is kept: a bookmark, a checkpoint).
+  Status CommitDurable();
   // Waits for the index writer: what was committed is in RocksDB. Every read
   // of the index by a writer passes here first.
   Status Barrier() const;

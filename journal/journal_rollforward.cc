@@ -1,7 +1,8 @@
 // Format 2's roll-forward (docs/format-journal-2.md#roll-forward): the
 // segments are the log, the RocksDB index follows them. A writer's open
 // indexes the whole writes, ranges and flush markers that a space's segments
-// hold after its committed tail, so a write answered once its record's
+// hold after its committed tail (and the bookmarks, unordered intervals and
+// backing checkpoints between them), so a write answered once its record's
 // write(2) returned is never lost to a crash before its index entries were.
 #include <rocksdb/options.h>
 
@@ -61,6 +62,35 @@ Status Journal::Impl::RollForward(bool* rolled, std::vector<std::string>* stoppe
         TM_RETURN_IF_ERROR(FromRocks(
             done.Put(cf[kFlushes], FlushKey(space, h.seq), EncodeFlush({time.value(), h.flags})),
             "batch put"));
+        done_end = after(at, r);
+        return Status::Ok();
+      }
+      if (h.kind == seg::RecordKind::kBookmark || h.kind == seg::RecordKind::kUnordered ||
+          h.kind == seg::RecordKind::kCheckpoint) {
+        // Records between writes, on a seq the space holds.
+        if (open || last == kNoSeq || h.seq > last) return kStop;
+        Status put;
+        if (h.kind == seg::RecordKind::kBookmark) {
+          auto b = seg::DecodeBookmarkBody(r.body);
+          if (!b) return kStop;
+          put = FromRocks(done.Put(cf[kBookmarks], BookmarkKey(space, b.value().name),
+                                   EncodeBookmark({h.seq, b.value().time_ns})),
+                          "batch put");
+        } else if (h.kind == seg::RecordKind::kUnordered) {
+          auto b = seg::DecodeUnorderedBody(r.body);
+          if (!b) return kStop;
+          put = FromRocks(done.Put(cf[kDefault], UnorderedKey(space, h.seq),
+                                   EncodeUnordered({b.value().upto, b.value().time_ns})),
+                          "batch put");
+        } else {
+          auto cv = Volume(h.volume);
+          if (!cv || cv.value()->rec.space != space || !seg::DecodeCheckpointBody(r.body)) {
+            return kStop;
+          }
+          put = FromRocks(done.Put(cf[kDefault], CheckpointKey(h.volume), EncodeCheckpoint(h.seq)),
+                          "batch put");
+        }
+        TM_RETURN_IF_ERROR(put);
         done_end = after(at, r);
         return Status::Ok();
       }
@@ -212,14 +242,22 @@ Status Journal::RebuildIndex(std::vector<std::string>* stopped) {
   // Everything the segments say goes; what they do not hold stays.
   rocksdb::WriteBatch wb;
   const std::string all_keys(64, '\xff');
-  for (Cf c : {kExtents, kSeqs, kTimes, kRanges, kFlushes}) {
+  for (Cf c : {kExtents, kSeqs, kTimes, kRanges, kFlushes, kBookmarks}) {
     TM_RETURN_IF_ERROR(FromRocks(wb.DeleteRange(in.cf[c], "", all_keys), "batch delete"));
   }
   std::set<uint32_t> spaces;
-  for (const auto& [id, v] : in.volumes) spaces.insert(v.rec.space);
+  for (const auto& [id, v] : in.volumes) {
+    spaces.insert(v.rec.space);
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], CheckpointKey(id)), "batch delete"));
+  }
   for (uint32_t space : spaces) {
     TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], TailKey(space)), "batch delete"));
     TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], SyncedTailKey(space)), "batch delete"));
+    // Unordered intervals: the 'U' keys of the space.
+    const std::string lo = UnorderedKey(space, 0);
+    const std::string hi = UnorderedKey(space, kNoSeq);
+    TM_RETURN_IF_ERROR(FromRocks(wb.DeleteRange(in.cf[kDefault], lo, hi), "batch delete"));
+    TM_RETURN_IF_ERROR(FromRocks(wb.Delete(in.cf[kDefault], hi), "batch delete"));
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;

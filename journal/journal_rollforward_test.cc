@@ -49,9 +49,13 @@ class RollForwardTest : public JournalTest {
     EXPECT_TRUE(Write(vol, seq++, 200 * kBs, Pattern(kBs, 103), kSeqFua).ok());   // FUA
     EXPECT_TRUE(Zero(vol, seq++, 120 * kBs, 3 * kBs, OpKind::kWriteZeroes).ok()); // inline zeros
     EXPECT_TRUE(j_->MarkFlush(vol, seq - 1, TimeOf(seq - 1), kSeqFlush).ok());
+    // A backing checkpoint, and an unordered interval around the last writes.
+    EXPECT_TRUE(j_->SetBackingCheckpoint(vol, seq - 1).ok());
+    EXPECT_TRUE(j_->BeginUnordered(vol, seq - 1, TimeOf(seq - 1)).ok());
     // A range whose edges are read-modify-writes of blocks seqs 6 and 7 wrote.
     EXPECT_TRUE(Zero(vol, seq++, 241 * kBs + 1024, 40 * kBs + 1024).ok());
     EXPECT_TRUE(Write(vol, seq++, 300 * kBs, Pattern(8 * kBs, 104)).ok());
+    EXPECT_TRUE(j_->EndUnordered(vol, seq - 1).ok());
     const Seq last = seq - 1;
     EXPECT_TRUE(j_->Commit().ok());
     if (die) ::_exit(::testing::Test::HasFailure() ? 1 : 0);
@@ -204,7 +208,8 @@ INSTANTIATE_TEST_SUITE_P(SegmentSizes, KillDuringWrites,
 // `journal check --rebuild-index`: an index rebuilt from the segments alone
 // equals the one the writes made: the same dump, the same image at every seq.
 // Imports (whole, changed blocks, staged, failed and abandoned), every kind of
-// write, flush markers and a bookmark.
+// write, flush markers, a bookmark, a backing checkpoint and an unordered
+// interval: segment records all.
 TEST_F(RollForwardTest, RebuiltIndexEqualsTheOriginal) {
   if (TestFormat() == 1) GTEST_SKIP() << "format 2's segments";
   Reopen();
@@ -220,7 +225,11 @@ TEST_F(RollForwardTest, RebuiltIndexEqualsTheOriginal) {
   ASSERT_OK(Write(vol, seq++, 200 * kBs, Pattern(kBs, 103), kSeqFua));
   ASSERT_OK(Zero(vol, seq++, 120 * kBs, 3 * kBs, OpKind::kWriteZeroes));
   ASSERT_OK(j_->MarkFlush(vol, seq - 1, TimeOf(seq - 1), kSeqFlush));
+  ASSERT_OK(j_->SetBackingCheckpoint(vol, seq - 1));
+  ASSERT_OK(j_->BeginUnordered(vol, seq - 1, TimeOf(seq - 1)));
   ASSERT_OK(Zero(vol, seq++, 241 * kBs + 1024, 40 * kBs + 1024));
+  ASSERT_OK(Write(vol, seq++, 33 * kBs, Pattern(kBs, 110)));
+  ASSERT_OK(j_->EndUnordered(vol, seq - 1));
   // An import that fails half way: abandoned, its seq taken by the next write.
   auto failing = [&](uint64_t off, char* buf, size_t len) -> Status {
     if (off > 0) return Status::IOError("the source went away");

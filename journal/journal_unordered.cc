@@ -36,6 +36,10 @@ Status Journal::BeginUnordered(uint32_t volume, Seq after, TimeNs time_ns) {
     return Status::InvalidArgument("volume " + vol->rec.name + ": an unordered interval after seq " +
                                    std::to_string(after) + ", which it does not hold");
   }
+  if (in.v2()) {
+    TM_RETURN_IF_ERROR(in.AppendRecord(vol->rec.space, seg::RecordKind::kUnordered, 0, volume, after,
+                                       seg::EncodeUnorderedBody({seg::kUnorderedBegin, time_ns})));
+  }
   TM_RETURN_IF_ERROR(FromRocks(in.batch.Put(in.cf[kDefault], UnorderedKey(vol->rec.space, after),
                                             EncodeUnordered({kNoSeq, time_ns})),
                                "batch put"));
@@ -50,6 +54,11 @@ Status Journal::EndUnordered(uint32_t volume, Seq upto) {
   for (auto& u : in.unordered[vol->rec.space]) {
     if (u.upto != kNoSeq) continue;
     if (upto <= u.after) upto = u.after;  // nothing was resent
+    if (in.v2()) {
+      TM_RETURN_IF_ERROR(
+          in.AppendRecord(vol->rec.space, seg::RecordKind::kUnordered, 0, volume, u.after,
+                          seg::EncodeUnorderedBody({seg::kUnorderedEnd, u.begin_ns, upto})));
+    }
     TM_RETURN_IF_ERROR(FromRocks(
         in.batch.Put(in.cf[kDefault], UnorderedKey(vol->rec.space, u.after),
                      EncodeUnordered({upto, u.begin_ns})),

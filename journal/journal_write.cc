@@ -305,19 +305,20 @@ Status Journal::MarkFlush(uint32_t volume, Seq seq, TimeNs time_ns, uint8_t flag
 
 Status Journal::Commit() { return impl_->Commit(/*async=*/true); }
 
+Status Journal::Impl::CommitDurable() {
+  TM_RETURN_IF_ERROR(Commit());
+  // Segments before the index: a durable entry never names bytes that are not.
+  Status s = SyncLogs();
+  if (s.ok()) s = FromRocks(db->SyncWAL(), "sync journal WAL");
+  if (!s.ok()) failed = s;
+  return s;
+}
+
 Result<Seq> Journal::Sync(uint32_t volume) {
   Impl& in = *impl_;
   TM_RETURN_IF_ERROR(in.Writable());
   BOOST_OUTCOME_TRY(vol, in.Volume(volume));
-  TM_RETURN_IF_ERROR(in.Commit());
-  // Segments before the index: a durable extent never points at bytes that
-  // are not.
-  Status s = in.SyncLogs();
-  if (s.ok()) s = FromRocks(in.db->SyncWAL(), "sync journal WAL");
-  if (!s.ok()) {
-    in.failed = s;
-    return s;
-  }
+  TM_RETURN_IF_ERROR(in.CommitDurable());
   return in.spaces[vol->rec.space].committed_seq;
 }
 
@@ -359,11 +360,14 @@ Result<Bookmark> Journal::AddBookmark(uint32_t volume, std::string_view name, Ti
     return Status::NotFound("volume " + vol->rec.name + " has no point to bookmark yet");
   }
   BOOST_OUTCOME_TRY(point, in.PointAt(*vol, seq));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  TM_RETURN_IF_ERROR(in.SyncLogs());  // segments before a synced WAL
-  TM_RETURN_IF_ERROR(FromRocks(
-      in.db->Put(wo, in.cf[kBookmarks], key, EncodeBookmark({seq, now_ns})), "write bookmark"));
+  if (in.v2()) {
+    // A segment record first: a rebuilt index has it (docs/format-journal-2.md).
+    TM_RETURN_IF_ERROR(in.AppendRecord(vol->rec.space, seg::RecordKind::kBookmark, 0, volume, seq,
+                                       seg::EncodeBookmarkBody({now_ns, std::string(name)})));
+  }
+  TM_RETURN_IF_ERROR(
+      FromRocks(in.batch.Put(in.cf[kBookmarks], key, EncodeBookmark({seq, now_ns})), "batch put"));
+  TM_RETURN_IF_ERROR(in.CommitDurable());
   return Bookmark{std::string(name), point, now_ns};
 }
 

@@ -306,6 +306,59 @@ Result<ImportBody> DecodeImportBody(std::string_view body) {
   return b;
 }
 
+std::string EncodeBookmarkBody(const BookmarkBody& b) {
+  std::string out;
+  PutLE(&out, static_cast<uint64_t>(b.time_ns), 8);
+  PutLE(&out, b.name.size(), 2);
+  out.append(b.name);
+  return out;
+}
+
+Result<BookmarkBody> DecodeBookmarkBody(std::string_view body) {
+  if (body.size() < 10 || body.size() != 10 + GetLE(body.data() + 8, 2)) {
+    return Status::Corruption("bookmark record of " + std::to_string(body.size()) + " bytes");
+  }
+  BookmarkBody b;
+  b.time_ns = static_cast<TimeNs>(GetLE(body.data(), 8));
+  b.name.assign(body.substr(10));
+  if (b.name.empty()) return Status::Corruption("bookmark record without a name");
+  return b;
+}
+
+std::string EncodeUnorderedBody(const UnorderedBody& b) {
+  std::string out;
+  PutLE(&out, b.what, 1);
+  PutLE(&out, static_cast<uint64_t>(b.time_ns), 8);
+  PutLE(&out, b.upto, 8);
+  return out;
+}
+
+Result<UnorderedBody> DecodeUnorderedBody(std::string_view body) {
+  if (body.size() != kUnorderedBodyBytes) {
+    return Status::Corruption("unordered record of " + std::to_string(body.size()) + " bytes");
+  }
+  UnorderedBody b;
+  b.what = static_cast<uint8_t>(body[0]);
+  b.time_ns = static_cast<TimeNs>(GetLE(body.data() + 1, 8));
+  b.upto = GetLE(body.data() + 9, 8);
+  if (b.what != kUnorderedBegin && b.what != kUnorderedEnd) {
+    return Status::Corruption("unordered record of kind " + std::to_string(b.what));
+  }
+  if ((b.what == kUnorderedBegin) != (b.upto == kNoSeq)) {
+    return Status::Corruption("unordered record whose end does not match its kind");
+  }
+  return b;
+}
+
+std::string EncodeCheckpointBody(TimeNs time_ns) { return EncodeFlushBody(time_ns); }
+
+Result<TimeNs> DecodeCheckpointBody(std::string_view body) {
+  if (body.size() != 8) {
+    return Status::Corruption("checkpoint record of " + std::to_string(body.size()) + " bytes");
+  }
+  return static_cast<TimeNs>(GetLE(body.data(), 8));
+}
+
 std::string EncodeFlushBody(TimeNs time_ns) {
   std::string out;
   PutLE(&out, static_cast<uint64_t>(time_ns), 8);

@@ -204,6 +204,29 @@ TEST(SegmentRecordTest, OtherKindsAndPadding) {
   EXPECT_FALSE(DecodeRecord(bad));
 }
 
+// The bodies of the records between writes: a bookmark, an unordered
+// interval's begin and end, a backing checkpoint.
+TEST(SegmentRecordTest, BodiesBetweenWritesRoundTrip) {
+  BookmarkBody bm{123456789, "before upgrade"};
+  auto b = DecodeBookmarkBody(EncodeBookmarkBody(bm));
+  ASSERT_TRUE(b) << b.error().ToString();
+  EXPECT_EQ(b.value(), bm);
+  std::string cut = EncodeBookmarkBody(bm);
+  cut.pop_back();
+  EXPECT_FALSE(DecodeBookmarkBody(cut));
+  EXPECT_FALSE(DecodeBookmarkBody(EncodeBookmarkBody({1, ""})));
+  for (const UnorderedBody& u : {UnorderedBody{kUnorderedBegin, 5, kNoSeq},
+                                 UnorderedBody{kUnorderedEnd, 5, 77}}) {
+    auto d = DecodeUnorderedBody(EncodeUnorderedBody(u));
+    ASSERT_TRUE(d) << d.error().ToString();
+    EXPECT_EQ(d.value(), u);
+  }
+  EXPECT_FALSE(DecodeUnorderedBody(EncodeUnorderedBody({kUnorderedEnd, 5, kNoSeq})));
+  EXPECT_FALSE(DecodeUnorderedBody(EncodeUnorderedBody({7, 5, 9})));
+  EXPECT_EQ(DecodeCheckpointBody(EncodeCheckpointBody(42)).value(), 42);
+  EXPECT_FALSE(DecodeCheckpointBody("1234"));
+}
+
 class SegmentLogTest : public ::testing::Test {
  protected:
   void SetUp() override {

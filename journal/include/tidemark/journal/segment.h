@@ -189,6 +189,34 @@ struct ImportBody {
 std::string EncodeImportBody(const ImportBody& b);
 Result<ImportBody> DecodeImportBody(std::string_view body);
 
+// The body of a bookmark record: a named point on the header's seq.
+struct BookmarkBody {
+  TimeNs time_ns = 0;  // when it was named
+  std::string name;    // 1 to 200 bytes
+  bool operator==(const BookmarkBody&) const = default;
+};
+std::string EncodeBookmarkBody(const BookmarkBody& b);
+Result<BookmarkBody> DecodeBookmarkBody(std::string_view body);
+
+// The body of an unordered record: an interval's begin (upto is kNoSeq) or
+// its end. The header's seq is the interval's `after`.
+inline constexpr uint8_t kUnorderedBegin = 0;
+inline constexpr uint8_t kUnorderedEnd = 1;
+struct UnorderedBody {
+  uint8_t what = kUnorderedBegin;
+  TimeNs time_ns = 0;  // the interval's begin
+  Seq upto = kNoSeq;
+  bool operator==(const UnorderedBody&) const = default;
+};
+inline constexpr size_t kUnorderedBodyBytes = 17;
+std::string EncodeUnorderedBody(const UnorderedBody& b);
+Result<UnorderedBody> DecodeUnorderedBody(std::string_view body);
+
+// The body of a checkpoint record: when the header's volume's backing was
+// found to hold the header's seq.
+std::string EncodeCheckpointBody(TimeNs time_ns);
+Result<TimeNs> DecodeCheckpointBody(std::string_view body);
+
 // A record decoded from its bytes (header, body; padding not needed).
 struct Record {
   RecordHeader header;
