@@ -6,6 +6,9 @@
 #include <mutex>
 #include <thread>
 
+#include <filesystem>
+
+#include "tidemark/capture/activity_log.h"
 #include "tidemark/capture/uring.h"
 #include "tidemark/journal/time.h"
 
@@ -87,6 +90,11 @@ class Tap::Impl {
   std::deque<Batch> recorded;           // guarded by mu
   bool recorder_done = false;           // guarded by mu
 
+  // Power loss: per member, or empty (TapOptions::activity_logs).
+  std::vector<std::unique_ptr<ActivityLog>> als;
+  std::vector<std::vector<Extent>> al_pending;  // applier: backing writes since the last recorder sync
+  uint64_t reverted_bytes = 0;
+
   Seq applied_seq = 0;       // applier thread only: newest seq on the backing
   Seq checkpointed_seq = 0;  // applier thread only
   std::chrono::steady_clock::time_point last_checkpoint = std::chrono::steady_clock::now();
@@ -104,6 +112,9 @@ class Tap::Impl {
   void Serve(Item& it);  // a READ or BLOCK_STATUS, answered now
   bool OverlapsUnapplied(uint32_t member, const nbd::Request& r) const;  // under mu
   Status SyncAndCheckpoint(Seq seq);
+  Status OpenActivityLogs();
+  Status CoverBatch(const std::vector<Item>& items);
+  Status RetireCovered();
   void RecordBatch(Batch& batch);
   void ApplyBatch(Batch& batch);
   void Run();
@@ -113,10 +124,84 @@ class Tap::Impl {
 Status Tap::Impl::SyncAndCheckpoint(Seq seq) {
   for (const auto& b : backings) TM_RETURN_IF_ERROR(b->Sync());
   if (seq != checkpointed_seq) {
+    // The recorder syncs what it recorded (every write on the backing).
     TM_RETURN_IF_ERROR(recorder->Checkpoint(seq));
     checkpointed_seq = seq;
+    TM_RETURN_IF_ERROR(RetireCovered());
   }
   last_checkpoint = std::chrono::steady_clock::now();
+  return Status::Ok();
+}
+
+// Opens each member's activity log and undoes what a crash left in it: the
+// recorder's newest bytes over every extent the backing may hold writes of
+// that the recorder lost (its unsynced tail). A damaged log covers the whole
+// volume.
+Status Tap::Impl::OpenActivityLogs() {
+  if (options.activity_logs.empty()) return Status::Ok();
+  if (options.activity_logs.size() != backings.size()) {
+    return Status::InvalidArgument("one activity log per member");
+  }
+  std::string buf;
+  for (size_t i = 0; i < backings.size(); ++i) {
+    const std::string& path = options.activity_logs[i];
+    const uint64_t size = backings[i]->size_bytes();
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    if (ec) return Status::IOError("cannot create the directory of " + path + ": " + ec.message());
+    auto al = ActivityLog::Open(path, size);
+    std::vector<Extent> revert;
+    if (!al && al.error().code() == Code::kCorruption) {
+      // Rewritten from scratch, after the whole volume is reverted below.
+      std::filesystem::remove(path, ec);
+      if (ec) return Status::IOError("cannot remove " + path + ": " + ec.message());
+      al = ActivityLog::Open(path, size);
+      revert.push_back({0, size});
+    }
+    if (!al) return al.error();
+    for (const Extent& e : al.value()->recovered()) revert.push_back(e);
+    for (const Extent& e : revert) {
+      for (uint64_t off = e.offset_bytes; off < e.end_bytes();) {
+        const size_t len = std::min<uint64_t>(e.end_bytes() - off, 1 << 20);
+        buf.resize(len);
+        TM_RETURN_IF_ERROR(recorder->ReadLatest(static_cast<uint32_t>(i), off, buf.data(), len)
+                               .Annotate("the power-loss activity log " + path));
+        TM_RETURN_IF_ERROR(backings[i]->Write(off, buf));
+        reverted_bytes += len;
+        off += len;
+      }
+    }
+    if (!revert.empty()) {
+      TM_RETURN_IF_ERROR(backings[i]->Sync());
+      TM_RETURN_IF_ERROR(al.value()->ClearAll());
+    }
+    als.push_back(std::move(al.value()));
+  }
+  al_pending.resize(backings.size());
+  return Status::Ok();
+}
+
+// Before a batch reaches the backings: each write's extents are in its
+// member's activity log, synced when one was added.
+Status Tap::Impl::CoverBatch(const std::vector<Item>& items) {
+  if (als.empty()) return Status::Ok();
+  for (const Item& it : items) {
+    if (!it.data_op) continue;
+    als[it.member]->Begin(it.request.offset_bytes, it.request.length_bytes);
+    al_pending[it.member].push_back({it.request.offset_bytes, it.request.length_bytes});
+  }
+  for (auto& al : als) TM_RETURN_IF_ERROR(al->Persist());
+  return Status::Ok();
+}
+
+// The recorder synced everything the backings were given: their extents
+// leave the logs (written, not synced: a stale mark costs only a revert).
+Status Tap::Impl::RetireCovered() {
+  for (size_t i = 0; i < als.size(); ++i) {
+    for (const Extent& e : al_pending[i]) als[i]->End(e.offset_bytes, e.length_bytes);
+    al_pending[i].clear();
+    TM_RETURN_IF_ERROR(als[i]->Persist());
+  }
   return Status::Ok();
 }
 
@@ -235,7 +320,8 @@ void Tap::Impl::ApplyBatch(Batch& batch) {
         it.reply(nbd::Reply{});
       }
     }
-    s = ApplyToBacking(batch.items);
+    s = CoverBatch(batch.items);
+    if (s.ok()) s = ApplyToBacking(batch.items);
   }
   if (s.ok() && batch.newest != kNoSeq) {
     applied_seq = batch.newest;
@@ -331,6 +417,7 @@ Result<std::shared_ptr<Tap>> Tap::Create(std::vector<std::unique_ptr<Backing>> b
   impl->options = options;
   impl->last_seq = impl->applied_seq = impl->checkpointed_seq = options.last_seq;
   impl->last_time_ns = options.last_time_ns;
+  TM_RETURN_IF_ERROR(impl->OpenActivityLogs());
   auto tap = std::shared_ptr<Tap>(new Tap(std::move(impl)));
   Impl* in = tap->impl_.get();
   in->writer = std::thread([in] { in->Run(); });
@@ -471,5 +558,7 @@ Seq Tap::last_seq() const {
 }
 
 Status Tap::failure() const { return impl_->Failure(); }
+
+uint64_t Tap::reverted_bytes() const { return impl_->reverted_bytes; }
 
 }  // namespace tidemark::capture

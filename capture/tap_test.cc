@@ -5,6 +5,8 @@
 // both are synced.
 #include "tidemark/capture/tap.h"
 
+#include "tidemark/capture/activity_log.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -43,6 +45,15 @@ class MemRecorder : public Recorder {
     return Status::Ok();
   }
   Status Checkpoint(Seq) override { return Status::Ok(); }
+  Status ReadLatest(uint32_t, uint64_t offset, char* out, size_t len) override {
+    std::lock_guard lock(mu_);
+    image_.copy(out, len, offset);
+    return Status::Ok();
+  }
+  void SetImage(std::string image) {
+    std::lock_guard lock(mu_);
+    image_ = std::move(image);
+  }
   int syncs() {
     std::lock_guard lock(mu_);
     return syncs_;
@@ -159,6 +170,49 @@ TEST_F(TapTest, FuaAndFlushAnsweredAfterSync) {
   ASSERT_TRUE(Send(nbd::Command::kFlush, 0, 0).get().status.ok());
   EXPECT_GT(recorder_.syncs(), before);
   EXPECT_EQ(tap_->last_seq(), 2u);
+}
+
+// Power loss: the extents a crash left in the activity log are set back to
+// the recorder's bytes at Create; a write marks its extent (synced) before it
+// reaches the backing, and the recorder's next sync clears the mark.
+TEST_F(TapTest, ActivityLogSetsTheBackingBackAndCoversWrites) {
+  ASSERT_TRUE(tap_->Shutdown().ok());
+  tap_.reset();
+  const std::string al_path = path_ + ".al";
+  const std::string recorded = Pattern(kVolumeBytes, 77);
+  recorder_.SetImage(recorded);
+  {
+    // A crash left extent 0 marked: the backing (zeros) may be ahead.
+    auto al = ActivityLog::Open(al_path, kVolumeBytes);
+    ASSERT_TRUE(al) << al.error().ToString();
+    al.value()->Begin(8192, 4096);
+    ASSERT_TRUE(al.value()->Persist().ok());
+  }
+  auto marks = [&] {
+    auto al = ActivityLog::Open(al_path, kVolumeBytes);
+    EXPECT_TRUE(al) << al.error().ToString();
+    return al ? al.value()->marked_extents() : 99;
+  };
+  auto backing = Backing::Open(path_);
+  ASSERT_TRUE(backing);
+  TapOptions o;
+  o.activity_logs = {al_path};
+  auto tap = Tap::Create(std::move(backing.value()), &recorder_, o);
+  ASSERT_TRUE(tap) << tap.error().ToString();
+  tap_ = tap.value();
+  EXPECT_EQ(tap_->reverted_bytes(), kVolumeBytes);
+  EXPECT_EQ(marks(), 0u);
+  nbd::Reply r = Send(nbd::Command::kRead, 0, kVolumeBytes).get();
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_TRUE(r.data == recorded);
+  ASSERT_TRUE(Send(nbd::Command::kWrite, 4096, 4096, Pattern(4096, 3)).get().status.ok());
+  ASSERT_TRUE(Send(nbd::Command::kRead, 4096, 4096).get().status.ok());  // on the backing now
+  EXPECT_EQ(marks(), 1u);
+  ASSERT_TRUE(Send(nbd::Command::kFlush, 0, 0).get().status.ok());
+  EXPECT_EQ(marks(), 0u);
+  ASSERT_TRUE(tap_->Shutdown().ok());
+  tap_.reset();
+  unlink(al_path.c_str());
 }
 
 // A group: two backings behind one tap share one seq space; each member's

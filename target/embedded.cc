@@ -1,6 +1,8 @@
 #include "tidemark/target/embedded.h"
 
 #include <chrono>
+#include <cstring>
+#include <optional>
 #include <thread>
 
 #include "tidemark/journal/time.h"
@@ -34,6 +36,31 @@ Status EmbeddedTarget::Sync() {
 Status EmbeddedTarget::Checkpoint(Seq seq) {
   std::lock_guard lock(mu_);
   for (uint32_t v : volumes_) TM_RETURN_IF_ERROR(journal_->SetBackingCheckpoint(v, seq));
+  return Status::Ok();
+}
+
+Status EmbeddedTarget::ReadLatest(uint32_t member, uint64_t offset_bytes, char* out, size_t len) {
+  std::lock_guard lock(mu_);
+  if (member >= volumes_.size()) return Status::InvalidArgument("no such member");
+  const uint32_t vol = volumes_[member];
+  TM_RETURN_IF_ERROR(journal_->Commit());
+  BOOST_OUTCOME_TRY(last, journal_->LastSeq(vol));
+  std::optional<journal::VolumeInfo> info;
+  for (const journal::VolumeInfo& v : journal_->Volumes()) {
+    if (v.id == vol) info = v;
+  }
+  if (!info) return Status::NotFound("volume " + std::to_string(vol) + " is not in the journal");
+  const uint64_t bs = info->block_bytes;
+  if (offset_bytes > info->size_bytes || len > info->size_bytes - offset_bytes) {
+    return Status::InvalidArgument("read past the end of volume " + info->name);
+  }
+  if (len == 0) return Status::Ok();
+  const uint64_t first = offset_bytes / bs;
+  const uint64_t end = (offset_bytes + len + bs - 1) / bs;
+  std::string blocks((end - first) * bs, '\0');
+  TM_RETURN_IF_ERROR(journal_->ReadBlocks(vol, first, static_cast<uint32_t>(end - first), last,
+                                          blocks.data(), nullptr));
+  std::memcpy(out, blocks.data() + (offset_bytes - first * bs), len);
   return Status::Ok();
 }
 

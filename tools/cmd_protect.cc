@@ -139,7 +139,18 @@ int RunProtect(const ProtectArgs& a) {
     capture::TapOptions topts;
     topts.last_seq = latest.seq;
     topts.last_time_ns = latest.time_ns;
+    // Power loss: the backing is never ahead of the journal (docs/format-journal-2.md#power-loss).
+    for (const auto& v : vols) {
+      topts.activity_logs.push_back(a.journal_dir + "/activity/volume-" + std::to_string(v.id) +
+                                    ".al");
+    }
     BOOST_OUTCOME_TRY(tap, capture::Tap::Create(std::move(backings), &embedded, topts));
+    if (tap->reverted_bytes()) {
+      std::fprintf(stderr,
+                   "tidemark: power-loss activity log: %s of the volumes set back to the "
+                   "journal's latest\n",
+                   HumanBytes(tap->reverted_bytes()).c_str());
+    }
     for (auto& d : devices) d->Set(tap);
     std::string control_path = a.journal_dir + "/control.sock";
     auto handler = [&](const target::ControlRequest& r) {

@@ -66,6 +66,12 @@ class Recorder {
   }
   // Every seq up to `seq` is on the backing (written, not synced).
   virtual void Applied(Seq seq) { (void)seq; }
+  // The newest recorded bytes of [offset, offset+len) of `member` (the
+  // power-loss activity log's revert, TapOptions::activity_logs).
+  virtual Status ReadLatest(uint32_t member, uint64_t offset_bytes, char* out, size_t len) {
+    (void)member, (void)offset_bytes, (void)out, (void)len;
+    return Status::NotSupported("this recorder cannot read what it recorded");
+  }
 };
 
 // The protected volume: a regular file or a block device.
@@ -111,6 +117,14 @@ struct TapOptions {
   // The backing is synced and a checkpoint recorded at least this often
   // while writes arrive (bounds the tail replayed after a crash).
   std::chrono::milliseconds checkpoint_interval{5000};
+  // Power loss (docs/format-journal-2.md#power-loss): one path per member,
+  // or none. Each is an activity log (activity_log.h) of the extents written
+  // to the backing since the recorder's last sync, synced before a backing
+  // write to an extent it does not hold. At Create, the recorder's newest
+  // bytes (Recorder::ReadLatest) are copied over the extents a crash left in
+  // it: the backing is never ahead of what the recorder kept. `protect` sets
+  // it; a remote tap keeps its own log (ship.h).
+  std::vector<std::string> activity_logs;
 };
 
 class Tap : public nbd::BlockDevice, public std::enable_shared_from_this<Tap> {
@@ -143,6 +157,8 @@ class Tap : public nbd::BlockDevice, public std::enable_shared_from_this<Tap> {
   Status Shutdown();
   // The newest seq assigned.
   Seq last_seq() const;
+  // Bytes Create copied from the recorder over a crash's activity log extents.
+  uint64_t reverted_bytes() const;
   // The first recorder or backing error; once set, writes are refused (EIO)
   // so the backing never runs ahead of what was recorded.
   Status failure() const;

@@ -31,6 +31,7 @@ class EmbeddedTarget : public capture::Recorder {
   Status Commit() override;
   Status Sync() override;
   Status Checkpoint(Seq seq) override;
+  Status ReadLatest(uint32_t member, uint64_t offset_bytes, char* out, size_t len) override;
 
   // Names the newest recorded point (waits until `newest_received` is
   // recorded, so a bookmark taken after a write names a point holding it).
