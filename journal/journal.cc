@@ -530,6 +530,7 @@ Journal::~Journal() = default;
 const std::string& Journal::dir() const { return impl_->dir; }
 bool Journal::follows_writer() const { return !impl_->secondary_dir.empty(); }
 bool Journal::read_only() const { return impl_->read_only; }
+const std::string& Journal::read_only_reason() const { return impl_->read_only_reason; }
 const MetaRecord& Journal::meta() const { return impl_->meta; }
 
 std::vector<VolumeInfo> Journal::Volumes() const {

@@ -40,6 +40,12 @@ Result<Journal::VerifyStats> Journal::Verify(
     ++stats.problems;
     problem(line);
   };
+  if (in.v2()) {
+    // Segment bytes lost below a synced tail: writes answered durable (first).
+    std::string damage;
+    TM_RETURN_IF_ERROR(impl_->CheckSyncedChains(&damage));
+    if (!damage.empty()) report(damage);
+  }
   for (const auto& [id, vol] : in.volumes) {
     if (volume != kNoVolume && id != volume) continue;
     const std::string& name = vol.rec.name;

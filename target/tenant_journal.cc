@@ -64,7 +64,11 @@ Result<std::shared_ptr<TenantJournal>> TenantJournal::Open(
   TM_RETURN_IF_ERROR(CheckRoom(dir, /*opening=*/true));
   BOOST_OUTCOME_TRY(j, journal::Journal::Open(dir, o));
   if (j->read_only()) {
-    return Status::NotSupported("journal " + dir + " is read-only for this build");
+    // Damage below what was acknowledged, or a newer format: nothing is cut
+    // or written; every session is refused with the reason.
+    return Status::NotSupported("journal " + dir + " is read-only: " +
+                                (j->read_only_reason().empty() ? "this build cannot write it"
+                                                               : j->read_only_reason()));
   }
   auto tj = std::shared_ptr<TenantJournal>(new TenantJournal(dir, std::move(j), group_commit));
   tj->worker_ = std::thread([p = tj.get()] { p->Run(); });

@@ -156,6 +156,9 @@ class Journal {
 
   const std::string& dir() const;
   bool read_only() const;
+  // Why a writer's open gave a read-only journal ("damaged: volume ...", a
+  // newer format's floors); empty when it was asked for.
+  const std::string& read_only_reason() const;
   const MetaRecord& meta() const;
 
   // ---- volumes ----
