@@ -50,7 +50,7 @@ struct TempJournal {
     o.create_if_missing = true;
     o.codec = codec;
     // TM_BENCH_SYNC_INDEX=1: format 2 writes the index at each commit (the
-    // other way of docs/format-journal-2.md#writes-and-durability).
+    // other way of docs/format-journal.md#writes-and-durability).
     o.async_index = !std::getenv("TM_BENCH_SYNC_INDEX");
     j = Journal::Open(dir, o).value();
     vol = j->CreateVolume("bench", kVolumeBytes, kBlock).value().id;

@@ -348,7 +348,7 @@ Status Journal::Impl::LoadState() {
 // it (a writer died before indexing writes it had answered), or fewer bytes
 // than it names (a power loss kept index entries whose segment bytes it lost).
 // A writer's open rolls the first forward and cuts the second
-// (docs/format-journal-2.md#roll-forward).
+// (docs/format-journal.md#roll-forward).
 bool TailsNeedAWriter(const Journal::Impl& probe, const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;

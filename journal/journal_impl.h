@@ -129,7 +129,7 @@ struct ChunkCache {
 };
 
 // Format 2: writes a writer's index batches to RocksDB on a thread of its
-// own, in order, while the writer goes on (docs/format-journal-2.md#writes-and-durability).
+// own, in order, while the writer goes on (docs/format-journal.md#writes-and-durability).
 // A write is answered once its segment record is written; its index entries
 // follow, and an open rolls forward any that a crash left unwritten.
 class IndexWriter {
@@ -246,7 +246,7 @@ class Journal::Impl {
   std::map<uint32_t, std::vector<Journal::UnorderedInterval>> unordered;  // by space
 
   // Format 2 (journal_segments.cc): block bytes in segment files, an extent
-  // index in RocksDB (docs/format-journal-2.md).
+  // index in RocksDB (docs/format-journal.md).
   bool v2() const { return meta.format_version >= 2; }
   // Blocks per aligned chunk of the volume (64 KiB, or one block when larger).
   static uint64_t ChunkBlocks(const VolumeState& vol);

@@ -1,4 +1,4 @@
-// Format 2's roll-forward (docs/format-journal-2.md#roll-forward): the
+// Format 2's roll-forward (docs/format-journal.md#roll-forward): the
 // segments are the log, the RocksDB index follows them. A writer's open
 // indexes the whole writes, ranges and flush markers that a space's segments
 // hold after its committed tail (and the bookmarks, unordered intervals and

@@ -1,4 +1,4 @@
-// Format 2's roll-forward (docs/format-journal-2.md#roll-forward): writes
+// Format 2's roll-forward (docs/format-journal.md#roll-forward): writes
 // whose records reached the segments but whose index entries did not are
 // indexed again by the next writer's open, exactly as they would have been.
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// Format 2's block store (docs/format-journal-2.md): a write's blocks go to
+// Format 2's block store (docs/format-journal.md): a write's blocks go to
 // its seq space's segment log once, as one data record cut into aligned
 // chunks; RocksDB keeps an extent index (volume, chunk, ~seq, first block)
 // pointing at them. Reads find the newest extent at or before a point and

@@ -1,6 +1,6 @@
 // Unordered intervals: seqs a remote tap resent out of order (its resync
 // after bitmap mode or a crash) are kept, but none of them is a point.
-// See docs/format-journal.md (the 'U' record) and
+// See docs/format-journal-1.md (the 'U' key) and
 // docs/design.md#the-source-queue.
 #include "coding.h"
 #include "journal_impl.h"

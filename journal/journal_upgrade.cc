@@ -1,5 +1,5 @@
 // Journal::Upgrade: a format-1 journal copied into a new format-2 journal,
-// seq by seq (docs/format-journal-2.md#versioning). Every seq is applied
+// seq by seq (docs/format-journal.md#versioning). Every seq is applied
 // again through the format-2 writer with the bytes it had; flush markers,
 // bookmarks, unordered intervals and backing checkpoints are copied as they
 // are, so that every point reads the same.

@@ -235,7 +235,7 @@ Status Journal::Apply(uint32_t volume, const WriteOp& op) {
     }
     if (in.v2()) {
       // The write's last record says so: an open rolls forward only whole
-      // writes (docs/format-journal-2.md#roll-forward).
+      // writes (docs/format-journal.md#roll-forward).
       if (in.pending_ranges.empty() || in.pending_ranges.back().second.seq != op.seq) {
         if (!in.run || in.run->seq != op.seq || in.run->volume != volume) {
           return Status::Aborted("internal error: seq " + std::to_string(op.seq) + " left no record");
@@ -361,7 +361,7 @@ Result<Bookmark> Journal::AddBookmark(uint32_t volume, std::string_view name, Ti
   }
   BOOST_OUTCOME_TRY(point, in.PointAt(*vol, seq));
   if (in.v2()) {
-    // A segment record first: a rebuilt index has it (docs/format-journal-2.md).
+    // A segment record first: a rebuilt index has it (docs/format-journal.md).
     TM_RETURN_IF_ERROR(in.AppendRecord(vol->rec.space, seg::RecordKind::kBookmark, 0, volume, seq,
                                        seg::EncodeBookmarkBody({now_ns, std::string(name)})));
   }

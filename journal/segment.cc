@@ -1,5 +1,5 @@
 // Segment files of journal format 2: encoding and the append-only log of one
-// seq space (docs/format-journal-2.md).
+// seq space (docs/format-journal.md).
 #include "tidemark/journal/segment.h"
 
 #include <fcntl.h>

@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 namespace tidemark::journal::seg {
@@ -395,6 +397,161 @@ TEST_F(SegmentLogTest, DamageStopsTheScanNamingTheFile) {
   EXPECT_EQ(ScanAll(&end).size(), 0u);
   EXPECT_TRUE(end.torn);
   EXPECT_NE(end.reason.find("another journal"), std::string::npos) << end.reason;
+}
+
+// ---- The golden segment file (docs/format-journal.md#golden-segment-file) ----
+// One record of every kind the journal writes, encoded with fixed inputs and
+// no codec (a codec's bytes may change with its library). The encoders must
+// still produce exactly the checked-in bytes, and the log must still read them.
+const std::string kGoldenSegment =
+    std::string(TM_SOURCE_ROOT) + "/tests/data/segment-golden-v2.seg";
+constexpr TimeNs kT0 = 1'700'000'000'000'000'000;
+
+std::string Deterministic(size_t n, int salt) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 7 + salt) % 251);
+  return s;
+}
+
+std::string GoldenSegment() {
+  SegmentHeader h;
+  h.space = 5;
+  h.uuid[0] = 1;
+  h.uuid[1] = 2;
+  h.number = 1;
+  h.first_seq = 1;
+  h.created_ns = kT0;
+  std::string out = EncodeSegmentHeader(h);
+  std::vector<ChunkDesc> chunks;
+  auto data = [&](Seq seq, uint8_t flags, uint8_t op, uint64_t offset, std::string_view bytes,
+                  bool zeros, uint32_t zero_len, uint16_t head, uint16_t tail) {
+    DataIn in = Write(1, seq, offset, bytes);
+    in.flags = flags;
+    in.header.op = op;
+    in.header.head_skip_sectors = head;
+    in.header.tail_skip_sectors = tail;
+    in.zeros = zeros;
+    if (zeros) in.header.length_bytes = zero_len;
+    Status s = EncodeData(in, &out, &chunks);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  };
+  const std::string big = Deterministic(2 * 65536 + 4096, 1);  // 3 chunks: 64 KiB, 64 KiB, 4 KiB
+  const std::string block = Deterministic(4096, 2);
+  data(1, kFlagSeqEnd, kOpWrite, 0, big, false, 0, 0, 0);
+  data(2, kFlagSeqEnd | kFlagFua, kOpWriteZeroes, 1 << 20, {}, true, 8192, 0, 0);
+  data(3, kFlagSeqEnd, kOpWrite, 64 << 10, block, false, 0, 1, 6);  // 512 bytes at +512
+  EncodeRecord(RecordKind::kRange, kFlagSeqEnd, 1, 4,
+               EncodeRangeBody({kOpTrim, kT0 + 4, 1000, 100}), &out);
+  EncodeRecord(RecordKind::kFlush, kFlagFlush, 1, 4, EncodeFlushBody(kT0 + 4), &out);
+  EncodeRecord(RecordKind::kBookmark, 0, 1, 4, EncodeBookmarkBody({kT0 + 5, "golden"}), &out);
+  EncodeRecord(RecordKind::kUnordered, 0, 1, 4,
+               EncodeUnorderedBody({kUnorderedBegin, kT0 + 5, kNoSeq}), &out);
+  data(5, kFlagSeqEnd | kFlagUnordered, kOpWrite, 8192, block, false, 0, 0, 0);
+  EncodeRecord(RecordKind::kUnordered, 0, 1, 4,
+               EncodeUnorderedBody({kUnorderedEnd, kT0 + 5, 5}), &out);
+  EncodeRecord(RecordKind::kCheckpoint, 0, 1, 5, EncodeCheckpointBody(kT0 + 6), &out);
+  data(6, 0, kOpImport, 0, block, false, 0, 0, 0);
+  const size_t last = out.size();
+  EncodeRecord(RecordKind::kImport, kFlagSeqEnd, 1, 6, EncodeImportBody({kImportEnd, kT0 + 7}),
+               &out);
+  PadRecord(&out, last, static_cast<uint32_t>((kPadAlign - out.size() % kPadAlign) % kPadAlign));
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+TEST(GoldenSegmentTest, EncodingMatchesCheckedInBytes) {
+  const std::string want = GoldenSegment();
+  const char* regen = std::getenv("TM_REGENERATE_GOLDEN");
+  if (regen != nullptr && std::string(regen) == "1") {
+    std::ofstream f(kGoldenSegment, std::ios::binary | std::ios::trunc);
+    f.write(want.data(), static_cast<std::streamsize>(want.size()));
+    ASSERT_TRUE(f.good()) << "cannot write " << kGoldenSegment;
+  }
+  const std::string got = ReadFile(kGoldenSegment);
+  ASSERT_FALSE(got.empty()) << kGoldenSegment
+                            << " is missing: if the format change is intended, run with "
+                               "TM_REGENERATE_GOLDEN=1 and check the file in";
+  ASSERT_EQ(got.size(), want.size()) << "segment format 2 changed size";
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], want[i]) << "segment format 2 changed at byte " << i;
+  }
+}
+
+// The checked-in file read through the log, as a journal reads it: every
+// record, its fields and its bytes.
+TEST(GoldenSegmentTest, CheckedInFileReads) {
+  std::string tmpl = ::testing::TempDir() + "/golden_segment.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  fs::create_directories(dir + "/segments/00000005");
+  fs::copy_file(kGoldenSegment, dir + "/segments/00000005/0000000000000001.seg");
+  std::array<uint8_t, 16> uuid{};
+  uuid[0] = 1;
+  uuid[1] = 2;
+  auto log = SegmentLog::Open(dir, 5, uuid, LogOptions{}, /*create=*/false);
+  ASSERT_TRUE(log) << log.error().ToString();
+  std::vector<std::string> lines;
+  const std::string file = ReadFile(kGoldenSegment);
+  auto end = log.value()->Scan({}, /*check_chunks=*/true, [&](const Location& at, const Record& r) {
+    std::string l = std::string(KindName(r.header.kind)) + " seq=" + std::to_string(r.header.seq) +
+                    " flags=" + std::to_string(r.header.flags) + " at=" + std::to_string(at.offset);
+    if (r.header.kind == RecordKind::kData) {
+      l += " op=" + std::to_string(r.data.op) + " extent=" + std::to_string(r.data.offset_bytes) +
+           "+" + std::to_string(r.data.length_bytes) + " chunks=" + std::to_string(r.chunks.size()) +
+           " skip=" + std::to_string(r.data.head_skip_sectors) + "," +
+           std::to_string(r.data.tail_skip_sectors);
+      std::string raw;
+      for (const ChunkDesc& c : r.chunks) {
+        std::string part(c.raw_len, '\0');
+        if (!(c.flags & kChunkZero)) {
+          EXPECT_TRUE(ReadChunk(c, std::string_view(file).substr(at.offset + c.payload_offset,
+                                                                 c.stored_len),
+                                part.data())
+                          .ok());
+        }
+        raw += part;
+      }
+      const std::string want_raw = r.header.seq == 1   ? Deterministic(2 * 65536 + 4096, 1)
+                                   : r.header.seq == 2 ? std::string(8192, '\0')
+                                                       : Deterministic(4096, 2);
+      EXPECT_TRUE(raw == want_raw) << "seq " << r.header.seq;
+    } else if (r.header.kind == RecordKind::kBookmark) {
+      l += " name=" + DecodeBookmarkBody(r.body).value().name;
+    } else if (r.header.kind == RecordKind::kRange) {
+      auto b = DecodeRangeBody(r.body).value();
+      l += " blocks=" + std::to_string(b.first_block) + "+" + std::to_string(b.block_count);
+    } else if (r.header.kind == RecordKind::kUnordered) {
+      l += " upto=" + std::to_string(DecodeUnorderedBody(r.body).value().upto);
+    }
+    lines.push_back(l);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(end) << end.error().ToString();
+  EXPECT_FALSE(end.value().torn) << end.value().reason;
+  const std::vector<std::string> want = {
+      "data seq=1 flags=8 at=64 op=1 extent=0+135168 chunks=3 skip=0,0",
+      "data seq=2 flags=9 at=135448 op=3 extent=1048576+8192 chunks=1 skip=0,0",
+      "data seq=3 flags=8 at=135568 op=1 extent=65536+4096 chunks=1 skip=1,6",
+      "range seq=4 flags=8 at=139784 blocks=1000+100",
+      "flush seq=4 flags=2 at=139841",
+      "bookmark seq=4 flags=0 at=139881 name=golden",
+      "unordered seq=4 flags=0 at=139929 upto=18446744073709551615",
+      "data seq=5 flags=12 at=139978 op=1 extent=8192+4096 chunks=1 skip=0,0",
+      "unordered seq=4 flags=0 at=144194 upto=5",
+      "checkpoint seq=5 flags=0 at=144243",
+      "data seq=6 flags=0 at=144283 op=4 extent=0+4096 chunks=1 skip=0,0",
+      "import seq=6 flags=8 at=148499",
+  };
+  for (size_t i = 0; i < std::max(lines.size(), want.size()); ++i) {
+    EXPECT_EQ(i < lines.size() ? lines[i] : "(none)", i < want.size() ? want[i] : "(none)");
+  }
+  EXPECT_EQ(end.value().end.offset % kPadAlign, 0u);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ latest=$(T points --journal "$j" vm1 --json | json_get 'j["latest"]["seq"]')
 T restore --journal "$j" vm1 --seq 0 --output "$tmp/s0.img" >/dev/null
 cmp -n $((4 << 20)) "$tmp/s0.img" "$vol" || fail "seq 0 / the first 4 MiB changed"
 # The index rebuilt from the segments alone (journal check --rebuild-index) is the same
-# (docs/format-journal-2.md#roll-forward): the same dump, the same latest image.
+# (docs/format-journal.md#roll-forward): the same dump, the same latest image.
 T journal dump --journal "$j" >"$tmp/dump.before"
 T journal check --journal "$j" --rebuild-index >/dev/null || fail "journal check --rebuild-index"
 T journal dump --journal "$j" >"$tmp/dump.after"

@@ -9,7 +9,7 @@
 # answered FLUSH is in restore --latest. The backing is left as the page cache had it (the
 # worst case: every write reached it, while the journal lost its unsynced tail); after
 # protect's next start (its activity log sets those extents back to the journal's latest,
-# docs/format-journal-2.md#power-loss) the backing equals restore --latest: it is never
+# docs/format-journal.md#power-loss) the backing equals restore --latest: it is never
 # ahead of the journal.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"

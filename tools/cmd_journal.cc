@@ -24,7 +24,7 @@ int RunDump(const DumpArgs& a) {
   auto run = [&]() -> Status {
     journal::OpenOptions o;
     o.read_only = true;
-    o.allow_format1 = true;  // dump reads format 1 too (docs/format-journal-2.md#versioning)
+    o.allow_format1 = true;  // dump reads format 1 too (docs/format-journal.md#versioning)
     BOOST_OUTCOME_TRY(j, OpenJournal(a.journal_dir, o));
     BOOST_OUTCOME_TRY(id, VolumeFilter(*j, a.volume));
     return j->Dump(id, [](std::string_view line) {

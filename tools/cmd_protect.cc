@@ -139,7 +139,7 @@ int RunProtect(const ProtectArgs& a) {
     capture::TapOptions topts;
     topts.last_seq = latest.seq;
     topts.last_time_ns = latest.time_ns;
-    // Power loss: the backing is never ahead of the journal (docs/format-journal-2.md#power-loss).
+    // Power loss: the backing is never ahead of the journal (docs/format-journal.md#power-loss).
     for (const auto& v : vols) {
       topts.activity_logs.push_back(a.journal_dir + "/activity/volume-" + std::to_string(v.id) +
                                     ".al");

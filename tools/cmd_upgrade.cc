@@ -1,5 +1,5 @@
 // tidemark journal upgrade: a format-1 journal rewritten as format 2 beside
-// it, checked, then swapped in (docs/format-journal-2.md#versioning).
+// it, checked, then swapped in (docs/format-journal.md#versioning).
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>

@@ -117,7 +117,7 @@ struct TapOptions {
   // The backing is synced and a checkpoint recorded at least this often
   // while writes arrive (bounds the tail replayed after a crash).
   std::chrono::milliseconds checkpoint_interval{5000};
-  // Power loss (docs/format-journal-2.md#power-loss): one path per member,
+  // Power loss (docs/format-journal.md#power-loss): one path per member,
   // or none. Each is an activity log (activity_log.h) of the extents written
   // to the backing since the recorder's last sync, synced before a backing
   // write to an extent it does not hold. At Create, the recorder's newest

@@ -1,4 +1,4 @@
-// See docs/format-journal.md: the journal's on-disk format, the one place its
+// See docs/format-journal-1.md (format 1; format 2 keeps its index keys, docs/format-journal.md): the journal's on-disk format, the one place its
 // constants, keys and records are encoded and decoded.
 //
 // Keys are big-endian so that RocksDB's bytewise order is numeric order.
@@ -22,11 +22,11 @@
 namespace tidemark::journal {
 
 // Format 1's version: MetaRecord's defaults and format 1's encodings
-// (format-journal.md). A format-1 journal is read only by `journal upgrade`
+// (docs/format-journal-1.md). A format-1 journal is read only by `journal upgrade`
 // and `journal dump`.
 inline constexpr uint32_t kFormatVersion = 1;
 // The format this build writes (format 2: segments and an extent index,
-// docs/format-journal-2.md). A journal whose read floor is above it is
+// docs/format-journal.md). A journal whose read floor is above it is
 // refused; one whose write floor is above it opens read-only.
 inline constexpr uint32_t kMaxFormatVersion = 2;
 

@@ -57,7 +57,7 @@ struct OpenOptions {
   // family). A reader of scattered blocks (a virtual snapshot) gains from
   // more: each miss reads and checksums a 16 KiB SST block.
   size_t block_cache_bytes = 64 << 20;
-  // The format of a new journal: 1 or 2 (docs/format-journal-2.md); 0 takes
+  // The format of a new journal: 1 or 2 (docs/format-journal.md); 0 takes
   // $TIDEMARK_JOURNAL_FORMAT, else kMaxFormatVersion. An existing journal
   // keeps its own.
   uint32_t format = 0;

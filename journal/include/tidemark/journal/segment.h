@@ -1,5 +1,5 @@
 // Journal format 2's segment files: the append-only log of one seq space
-// (docs/format-journal-2.md, docs/design.md#journal-format). Records are
+// (docs/format-journal.md, docs/design.md#journal-format). Records are
 // encoded and decoded here; the RocksDB index that points into them is the
 // journal's. No RocksDB in this header: recovery/ reads chunks with it too.
 //
@@ -55,7 +55,7 @@ inline constexpr uint8_t kFlagFua = 1;
 inline constexpr uint8_t kFlagFlush = 2;
 inline constexpr uint8_t kFlagUnordered = 4;
 // The last record of its seq's write: an open rolls a seq forward into the
-// index only when this record is whole (docs/format-journal-2.md#roll-forward).
+// index only when this record is whole (docs/format-journal.md#roll-forward).
 inline constexpr uint8_t kFlagSeqEnd = 8;
 
 // Where a record starts: its segment and the byte offset of its header.
@@ -147,7 +147,7 @@ struct DataIn {
   Codec codec = Codec::kNone;  // tried per chunk; kept when it saves 1/8
 };
 
-// The chunk size a journal uses unless told otherwise (docs/format-journal-2.md).
+// The chunk size a journal uses unless told otherwise (docs/format-journal.md).
 inline constexpr uint8_t kDefaultChunkLog2 = 16;
 
 // Appends one data record to *out; `chunks` gets its descriptors (payload
