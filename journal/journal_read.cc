@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "coding.h"
 #include "journal_impl.h"
@@ -334,6 +335,62 @@ Status Journal::ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block,
     if (n == kNextsBeforeSeek) it->Seek(BlockKey(id, key.block + 1, seq));
   }
   return FromRocks(it->status(), "scan blocks of " + vol->rec.name);
+}
+
+Result<ReadPlan> Journal::PlanRead(uint32_t volume, Seq seq, uint64_t first_block,
+                                   uint64_t end_block) const {
+  TM_RETURN_IF_ERROR(impl_->Barrier());  // what was committed is indexed
+  BOOST_OUTCOME_TRY(vol, impl_->Volume(volume));
+  if (!impl_->v2()) return Status::NotSupported("a read plan needs a format-2 journal");
+  ReadPlan plan;
+  plan.volume = vol->rec.name;
+  plan.block_bytes = vol->epoch().block_bytes;
+  end_block = std::min(end_block, vol->Info().blocks());
+  if (first_block >= end_block) return plan;
+  const uint64_t n = Impl::ChunkBlocks(*vol);
+  const uint64_t bs = plan.block_bytes;
+  std::map<uint64_t, uint32_t> files;  // segment -> index
+  const seg::SegmentLog* log = nullptr;
+  Status s = impl_->ForEachExtent(
+      *vol, seq, first_block, end_block,
+      [&](uint64_t block, Seq version, const ExtentRecord& rec) -> Status {
+        if ((rec.flags & kExtentZero) || impl_->ZeroedByRange(*vol, block, version, seq)) {
+          return Status::Ok();
+        }
+        const uint32_t skip = static_cast<uint32_t>(block % n - rec.first);
+        if (!plan.pieces.empty()) {
+          ReadPiece& p = plan.pieces.back();
+          if (p.segment == rec.segment && p.offset == rec.offset &&
+              p.first_block + p.blocks == block && p.skip_blocks + p.blocks == skip) {
+            ++p.blocks;
+            return Status::Ok();
+          }
+        }
+        if (!log) {
+          auto l = impl_->Log(vol->rec.space, /*append=*/false);
+          if (!l) return l.error().Annotate("volume " + vol->rec.name);
+          log = l.value();
+        }
+        auto [f, added] = files.emplace(rec.segment, static_cast<uint32_t>(plan.files.size()));
+        if (added) plan.files.push_back(log->SegmentPath(rec.segment));
+        ReadPiece p;
+        p.first_block = block;
+        p.blocks = 1;
+        p.skip_blocks = skip;
+        p.file = f->second;
+        p.segment = rec.segment;
+        p.offset = rec.offset;
+        p.chunk.volume_offset = (block / n * n + rec.first) * bs;
+        p.chunk.raw_len = static_cast<uint32_t>(uint64_t{rec.count} * bs);
+        p.chunk.stored_len = rec.stored_len;
+        p.chunk.codec = rec.codec;
+        p.chunk.crc = rec.crc;
+        p.seq = version;
+        plan.pieces.push_back(p);
+        return Status::Ok();
+      });
+  TM_RETURN_IF_ERROR(s);
+  return plan;
 }
 
 Result<std::vector<Extent>> Journal::ChangedExtents(uint32_t volume, Seq after, Seq upto) const {

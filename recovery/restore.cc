@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tidemark/capture/uring.h"
+#include "tidemark/recovery/read_plan.h"
 
 namespace tidemark::recovery {
 
@@ -232,8 +233,17 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
     if (v.id == volume) {
       return RestoreParts(
           v,
-          [&](uint64_t first, uint64_t end, const journal::BlockFn& fn) {
-            return journal.ScanBlockRange(volume, seq, first, end, fn);
+          [&](uint64_t first, uint64_t end, const journal::BlockFn& fn) -> Status {
+            if (journal.meta().format_version < 2) return journal.ScanBlockRange(volume, seq, first, end, fn);
+            // Format 2: the read plan of a window at a time, each chunk read
+            // once, sorted and coalesced, at depth (docs/format-journal.md#read-plan).
+            BOOST_OUTCOME_TRY(runner, PlanRunner::Create());
+            const uint64_t window = std::max<uint64_t>(1, (uint64_t{64} << 20) / v.block_bytes);
+            for (uint64_t b = first; b < end; b += window) {
+              BOOST_OUTCOME_TRY(plan, journal.PlanRead(volume, seq, b, std::min(end, b + window)));
+              TM_RETURN_IF_ERROR(runner->Run(plan, fn));
+            }
+            return Status::Ok();
           },
           ScanParts(v, o), o);
     }

@@ -24,6 +24,7 @@
 
 #include "tidemark/journal/codec.h"
 #include "tidemark/journal/format.h"
+#include "tidemark/journal/segment.h"
 #include "tidemark/journal/status.h"
 #include "tidemark/journal/types.h"
 
@@ -113,6 +114,28 @@ struct PointSpec {
   Seq seq = 0;
   TimeNs time_ns = 0;
   std::string bookmark;
+};
+
+// A read plan (format 2, docs/format-journal.md#read-plan): where the bytes
+// of a point's blocks lie, so that a reader fetches only those, sorted and
+// coalesced (recovery/read_plan.h runs it with io_uring).
+struct ReadPiece {
+  uint64_t first_block = 0;  // of the volume
+  uint32_t blocks = 0;
+  uint32_t skip_blocks = 0;  // where they start in the chunk's raw bytes
+  uint32_t file = 0;         // index into ReadPlan::files
+  uint64_t segment = 0;
+  uint64_t offset = 0;       // of the chunk's stored bytes in its segment file
+  seg::ChunkDesc chunk;      // codec, lengths and CRC of the stored bytes
+  Seq seq = 0;               // the version's (for messages)
+};
+struct ReadPlan {
+  std::string volume;             // its name (for messages)
+  uint32_t block_bytes = 0;
+  std::vector<std::string> files; // segment file paths
+  // In block order; a block in no piece reads as zeros (never written,
+  // trimmed, zeroed, or a zero chunk).
+  std::vector<ReadPiece> pieces;
 };
 
 // What a block of a point holds, without its bytes (for the BLOCK_STATUS
@@ -294,6 +317,11 @@ class Journal {
   // different threads, each with its own iterator: a parallel restore.
   Status ScanBlockRange(uint32_t volume, Seq seq, uint64_t first_block, uint64_t end_block,
                         const BlockFn& fn) const;
+  // The read plan of blocks [first_block, end_block) at seq (end_block is
+  // clamped to the volume's end): one piece per run of blocks in one chunk.
+  // kNotSupported on format 1.
+  Result<ReadPlan> PlanRead(uint32_t volume, Seq seq, uint64_t first_block,
+                            uint64_t end_block) const;
   // Byte extents written, trimmed or zeroed by seqs in (after, upto] of the
   // volume, merged; after == kNoSeq includes seq 0. Reads the seq records of
   // that interval only.
