@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "tidemark/capture/uring.h"
@@ -159,6 +160,26 @@ Status PlanRunner::Run(const journal::ReadPlan& plan, const journal::BlockFn& fn
     }
   }
   return first_error;
+}
+
+Status PlanRunner::RunInBlockOrder(const journal::ReadPlan& plan, uint64_t first_block,
+                                   uint64_t end_block, const journal::BlockFn& fn) {
+  if (end_block <= first_block) return Status::Ok();
+  const uint64_t bs = plan.block_bytes;
+  window_.resize((end_block - first_block) * bs);
+  have_.assign(end_block - first_block, 0);
+  TM_RETURN_IF_ERROR(Run(plan, [&](uint64_t b, std::string_view d) -> Status {
+    if (b < first_block || b >= end_block) {
+      return Status::InvalidArgument("read plan block " + std::to_string(b) + " outside its range");
+    }
+    std::memcpy(window_.data() + (b - first_block) * bs, d.data(), bs);
+    have_[b - first_block] = 1;
+    return Status::Ok();
+  }));
+  for (uint64_t i = 0; i < have_.size(); ++i) {
+    if (have_[i]) TM_RETURN_IF_ERROR(fn(first_block + i, std::string_view(window_).substr(i * bs, bs)));
+  }
+  return Status::Ok();
 }
 
 }  // namespace tidemark::recovery

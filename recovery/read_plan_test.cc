@@ -123,6 +123,24 @@ TEST_F(ReadPlanTest, EveryBlockOnceWithItsBytes) {
     for (const auto& [b, d] : got) img.replace(b * kBs, kBs, d);
     EXPECT_TRUE(img == want) << "seq " << p;
     EXPECT_LT(stats.reads, stats.chunks) << "neighbouring chunks are read together";
+    // In block order: the same blocks, ascending.
+    {
+      auto plan = j_->PlanRead(vol_, p, 0, kBlocks);
+      ASSERT_TRUE(plan);
+      auto runner = PlanRunner::Create();
+      ASSERT_TRUE(runner);
+      uint64_t prev = 0, n = 0;
+      Status s = runner.value()->RunInBlockOrder(plan.value(), 0, kBlocks,
+                                                 [&](uint64_t b, std::string_view d) {
+        EXPECT_TRUE(n == 0 || b > prev) << b << " after " << prev;
+        EXPECT_TRUE(got.count(b) && got[b] == d) << "block " << b;
+        prev = b;
+        ++n;
+        return Status::Ok();
+      });
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      EXPECT_EQ(n, got.size());
+    }
     // A window that cuts chunks: the same bytes for its blocks.
     auto part = RunPlan(p, 37, 1500);
     for (uint64_t b = 37; b < 1500; ++b) {

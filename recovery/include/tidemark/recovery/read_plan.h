@@ -8,6 +8,7 @@
 // (a parallel restore gives each part its own).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,13 @@ class PlanRunner {
   // order). A chunk that fails its CRC or does not decode is kCorruption
   // naming the volume, block, seq and file; a missing file kNotFound.
   Status Run(const journal::ReadPlan& plan, const journal::BlockFn& fn);
+  // The same, for a plan of blocks [first_block, end_block), handed over in
+  // block order (a copy through a buffer of the range's size): a writer then
+  // meets whole runs, not the pieces of a fragmented point (measured: a point
+  // rewritten in a random quarter of its blocks restored at 0.45 of cp warm
+  // in file order, against 1.1 in block order).
+  Status RunInBlockOrder(const journal::ReadPlan& plan, uint64_t first_block, uint64_t end_block,
+                         const journal::BlockFn& fn);
 
   const PlanRunnerStats& stats() const { return stats_; }
 
@@ -48,6 +56,8 @@ class PlanRunner {
   explicit PlanRunner(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
   PlanRunnerStats stats_;
+  std::string window_;
+  std::vector<uint8_t> have_;
 };
 
 }  // namespace tidemark::recovery
