@@ -237,9 +237,9 @@ Result<RestoreStats> Restore(const journal::Journal& journal, uint32_t volume, S
             if (journal.meta().format_version < 2) return journal.ScanBlockRange(volume, seq, first, end, fn);
             // Format 2: the read plan of a window at a time, each chunk read
             // once, sorted and coalesced, at depth (docs/format-journal.md#read-plan).
-            // Handed over in block order, a window at a time (see RunInBlockOrder).
+            // Handed over in block order, 64 MiB at a time (see RunInBlockOrder).
             BOOST_OUTCOME_TRY(runner, PlanRunner::Create());
-            const uint64_t window = std::max<uint64_t>(1, (uint64_t{16} << 20) / v.block_bytes);
+            const uint64_t window = std::max<uint64_t>(1, (uint64_t{64} << 20) / v.block_bytes);
             for (uint64_t b = first; b < end; b += window) {
               const uint64_t e = std::min(end, b + window);
               BOOST_OUTCOME_TRY(plan, journal.PlanRead(volume, seq, b, e));
