@@ -369,8 +369,8 @@ bool TailsNeedAWriter(const Journal::Impl& probe, const std::string& dir) {
       if (tail.segment != 0) return true;
       continue;
     }
-    if (segs.back() != tail.segment && !(tail.segment == 0 && tail.offset == 0)) return true;
-    if (tail.segment == 0) return true;  // records, and no tail yet
+    // Records and no tail yet, or records in a later segment than the tail's.
+    if (tail.segment == 0 || segs.back() != tail.segment) return true;
     const auto size = fs::file_size(log.value()->SegmentPath(segs.back()), ec);
     if (ec || size != tail.offset) return true;
   }

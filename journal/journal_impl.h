@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -155,8 +156,7 @@ class IndexWriter {
   std::condition_variable work_cv_, done_cv_;
   std::deque<rocksdb::WriteBatch> queue_;
   uint64_t submitted_ = 0;
-  uint64_t written_ = 0;
-  mutable std::mutex count_mu_;  // written_, read without waiting on mu_
+  std::atomic<uint64_t> written_{0};  // read without waiting on mu_
   bool writing_ = false;
   bool stop_ = false;
   Status error_;

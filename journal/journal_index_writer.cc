@@ -35,10 +35,7 @@ Status IndexWriter::Drain() {
   return error_;
 }
 
-uint64_t IndexWriter::written() const {
-  std::lock_guard lock(count_mu_);
-  return written_;
-}
+uint64_t IndexWriter::written() const { return written_.load(std::memory_order_acquire); }
 
 void IndexWriter::Run() {
   std::unique_lock lock(mu_);
@@ -53,10 +50,7 @@ void IndexWriter::Run() {
     Status s = failed ? Status::Ok() : FromRocks(db_->Write({}, &b), "write the journal's index");
     lock.lock();
     writing_ = false;
-    {
-      std::lock_guard count(count_mu_);
-      ++written_;
-    }
+    written_.fetch_add(1, std::memory_order_release);
     if (!s.ok() && error_.ok()) error_ = s;
     done_cv_.notify_all();
   }
