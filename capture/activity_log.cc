@@ -110,6 +110,15 @@ void ActivityLog::End(uint64_t offset_bytes, uint64_t length_bytes) {
   }
 }
 
+void ActivityLog::EndAll() {
+  for (uint64_t e = 0; e < inflight_.size(); ++e) {
+    if (inflight_[e] > 0) {
+      inflight_[e] = 0;
+      touched_.push_back(e);
+    }
+  }
+}
+
 Status ActivityLog::Persist() {
   bool added = false, changed = false;
   std::vector<uint64_t> touched;

@@ -92,7 +92,6 @@ class Tap::Impl {
 
   // Power loss: per member, or empty (TapOptions::activity_logs).
   std::vector<std::unique_ptr<ActivityLog>> als;
-  std::vector<std::vector<Extent>> al_pending;  // applier: backing writes since the last recorder sync
   uint64_t reverted_bytes = 0;
 
   Seq applied_seq = 0;       // applier thread only: newest seq on the backing
@@ -177,7 +176,6 @@ Status Tap::Impl::OpenActivityLogs() {
     }
     als.push_back(std::move(al.value()));
   }
-  al_pending.resize(backings.size());
   return Status::Ok();
 }
 
@@ -188,19 +186,18 @@ Status Tap::Impl::CoverBatch(const std::vector<Item>& items) {
   for (const Item& it : items) {
     if (!it.data_op) continue;
     als[it.member]->Begin(it.request.offset_bytes, it.request.length_bytes);
-    al_pending[it.member].push_back({it.request.offset_bytes, it.request.length_bytes});
   }
   for (auto& al : als) TM_RETURN_IF_ERROR(al->Persist());
   return Status::Ok();
 }
 
-// The recorder synced everything the backings were given: their extents
-// leave the logs (written, not synced: a stale mark costs only a revert).
+// The recorder synced everything the backings were given (the applier
+// thread covers a batch right before it writes it): their extents leave the
+// logs (written, not synced: a stale mark costs only a revert).
 Status Tap::Impl::RetireCovered() {
-  for (size_t i = 0; i < als.size(); ++i) {
-    for (const Extent& e : al_pending[i]) als[i]->End(e.offset_bytes, e.length_bytes);
-    al_pending[i].clear();
-    TM_RETURN_IF_ERROR(als[i]->Persist());
+  for (auto& al : als) {
+    al->EndAll();
+    TM_RETURN_IF_ERROR(al->Persist());
   }
   return Status::Ok();
 }

@@ -40,6 +40,8 @@ class ActivityLog {
   void Begin(uint64_t offset_bytes, uint64_t length_bytes);
   // That write was acknowledged by the target.
   void End(uint64_t offset_bytes, uint64_t length_bytes);
+  // Every write begun so far ended (protect: the journal synced all of them).
+  void EndAll();
   // Makes every extent with a write in flight marked on disk (pwrite of the
   // changed words + fdatasync, only when a mark was added). Extents whose
   // writes all ended are cleared at the same time (no sync needed for
