@@ -148,75 +148,29 @@ Result<Journal::UpgradeStats> Journal::Upgrade(const std::string& to,
   // unordered intervals, backing checkpoints (in format 2 as segment records
   // too, so that a rebuilt index has them).
   Impl& out = *dst->impl_;
+  const bool records = out.v2();
   rocksdb::WriteBatch wb;
-  if (out.v2()) {
-    // Flush markers are segment records in format 2 (a rebuilt index has them).
-    std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator({}, in.cf[kFlushes]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      BOOST_OUTCOME_TRY(key, DecodeSeqKey(it->key().ToStringView()));  // flush keys are seq keys
-      BOOST_OUTCOME_TRY(f, DecodeFlush(it->value().ToStringView()));
-      auto sm = space_map.find(key.id);
-      if (sm == space_map.end()) continue;
-      TM_RETURN_IF_ERROR(out.AppendRecord(sm->second, seg::RecordKind::kFlush, f.flags, 0, key.seq,
-                                          seg::EncodeFlushBody(f.time_ns)));
-    }
-    TM_RETURN_IF_ERROR(FromRocks(it->status(), "copy flush markers"));
-    // Bookmarks, unordered intervals and backing checkpoints too.
-    std::unique_ptr<rocksdb::Iterator> bm(in.db->NewIterator({}, in.cf[kBookmarks]));
-    for (bm->SeekToFirst(); bm->Valid(); bm->Next()) {
-      std::string_view k = bm->key().ToStringView();
-      if (k.size() < 5) return Status::Corruption("short bookmark key");
-      auto sm = space_map.find(static_cast<uint32_t>(coding::GetBE(k.data(), 4)));
-      if (sm == space_map.end()) continue;
-      BOOST_OUTCOME_TRY(b, DecodeBookmark(bm->value().ToStringView()));
-      TM_RETURN_IF_ERROR(
-          out.AppendRecord(sm->second, seg::RecordKind::kBookmark, 0, 0, b.seq,
-                           seg::EncodeBookmarkBody({b.created_ns, std::string(k.substr(4))})));
-    }
-    TM_RETURN_IF_ERROR(FromRocks(bm->status(), "copy bookmarks"));
-    for (char kind : {'U', 'B'}) {
-      std::unique_ptr<rocksdb::Iterator> u(in.db->NewIterator({}, in.cf[kDefault]));
-      const std::string p(1, kind);
-      for (u->Seek(p); u->Valid() && u->key().starts_with(p); u->Next()) {
-        std::string_view k = u->key().ToStringView();
-        if (k.size() < 5) return Status::Corruption("short key");
-        const uint32_t id = static_cast<uint32_t>(coding::GetBE(k.data() + 1, 4));
-        if (kind == 'U') {
-          auto sm = space_map.find(id);
-          if (sm == space_map.end() || k.size() != 13) continue;
-          BOOST_OUTCOME_TRY(rec, DecodeUnordered(u->value().ToStringView()));
-          const Seq after = coding::GetBE(k.data() + 5, 8);
-          TM_RETURN_IF_ERROR(out.AppendRecord(
-              sm->second, seg::RecordKind::kUnordered, 0, 0, after,
-              seg::EncodeUnorderedBody({seg::kUnorderedBegin, rec.begin_ns})));
-          if (rec.upto != kNoSeq) {
-            TM_RETURN_IF_ERROR(out.AppendRecord(
-                sm->second, seg::RecordKind::kUnordered, 0, 0, after,
-                seg::EncodeUnorderedBody({seg::kUnorderedEnd, rec.begin_ns, rec.upto})));
-          }
-        } else {
-          auto vm = vol_map.find(id);
-          if (vm == vol_map.end()) continue;
-          BOOST_OUTCOME_TRY(seq, DecodeCheckpoint(u->value().ToStringView()));
-          BOOST_OUTCOME_TRY(nv, out.Volume(vm->second));
-          if (seq == kNoSeq) continue;
-          TM_RETURN_IF_ERROR(out.AppendRecord(nv->rec.space, seg::RecordKind::kCheckpoint, 0,
-                                              vm->second, seq, seg::EncodeCheckpointBody(0)));
-        }
-      }
-      TM_RETURN_IF_ERROR(FromRocks(u->status(), "copy records"));
-    }
-    TM_RETURN_IF_ERROR(out.Commit());
-  }
   for (Cf cf : {kFlushes, kBookmarks}) {
     std::unique_ptr<rocksdb::Iterator> it(in.db->NewIterator({}, in.cf[cf]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       std::string_view k = it->key().ToStringView();
-      if (k.size() < 4) return Status::Corruption("short key");
+      if (k.size() < 5) return Status::Corruption("short key");
       auto sm = space_map.find(static_cast<uint32_t>(coding::GetBE(k.data(), 4)));
       if (sm == space_map.end()) continue;
       TM_RETURN_IF_ERROR(
           FromRocks(wb.Put(out.cf[cf], Rekey(k, sm->second), it->value()), "batch put"));
+      if (!records) continue;
+      if (cf == kFlushes) {
+        BOOST_OUTCOME_TRY(key, DecodeSeqKey(k));  // flush keys are seq keys
+        BOOST_OUTCOME_TRY(f, DecodeFlush(it->value().ToStringView()));
+        TM_RETURN_IF_ERROR(out.AppendRecord(sm->second, seg::RecordKind::kFlush, f.flags, 0,
+                                            key.seq, seg::EncodeFlushBody(f.time_ns)));
+      } else {
+        BOOST_OUTCOME_TRY(bm, DecodeBookmark(it->value().ToStringView()));
+        TM_RETURN_IF_ERROR(
+            out.AppendRecord(sm->second, seg::RecordKind::kBookmark, 0, 0, bm.seq,
+                             seg::EncodeBookmarkBody({bm.created_ns, std::string(k.substr(4))})));
+      }
     }
     TM_RETURN_IF_ERROR(FromRocks(it->status(), "copy records"));
   }
@@ -232,8 +186,31 @@ Result<Journal::UpgradeStats> Journal::Upgrade(const std::string& to,
       if (found == m.end()) continue;
       std::string nk = p + Rekey(k.substr(1), found->second);
       TM_RETURN_IF_ERROR(FromRocks(wb.Put(out.cf[kDefault], nk, it->value()), "batch put"));
+      if (!records) continue;
+      if (kind == 'U') {
+        if (k.size() != 13) continue;  // not an interval key: copied, no record
+        BOOST_OUTCOME_TRY(rec, DecodeUnordered(it->value().ToStringView()));
+        const Seq after = coding::GetBE(k.data() + 5, 8);
+        TM_RETURN_IF_ERROR(
+            out.AppendRecord(found->second, seg::RecordKind::kUnordered, 0, 0, after,
+                             seg::EncodeUnorderedBody({seg::kUnorderedBegin, rec.begin_ns})));
+        if (rec.upto != kNoSeq) {
+          TM_RETURN_IF_ERROR(out.AppendRecord(
+              found->second, seg::RecordKind::kUnordered, 0, 0, after,
+              seg::EncodeUnorderedBody({seg::kUnorderedEnd, rec.begin_ns, rec.upto})));
+        }
+      } else {
+        BOOST_OUTCOME_TRY(seq, DecodeCheckpoint(it->value().ToStringView()));
+        BOOST_OUTCOME_TRY(nv, out.Volume(found->second));
+        if (seq == kNoSeq) continue;
+        TM_RETURN_IF_ERROR(out.AppendRecord(nv->rec.space, seg::RecordKind::kCheckpoint, 0,
+                                            found->second, seq, seg::EncodeCheckpointBody(0)));
+      }
     }
+    TM_RETURN_IF_ERROR(FromRocks(it->status(), "copy records"));
   }
+  // Format 2: the records written before the index names them.
+  if (records) TM_RETURN_IF_ERROR(out.Commit());
   TM_RETURN_IF_ERROR(out.SyncLogs());
   rocksdb::WriteOptions wo;
   wo.sync = true;
