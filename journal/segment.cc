@@ -175,6 +175,11 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
                                    " bytes is too long");
   }
   const size_t start = out->size();
+  // One allocation for the record: growing a 1 MiB string chunk by chunk
+  // reallocates and page-faults it a dozen times (measured in
+  // bench/journal_format_bench's chunk rows: 40 % of the encode time).
+  out->reserve(start + kRecordHeaderBytes + kDataHeaderBytes + n * kChunkDescBytes +
+               (in.zeros ? 0 : len));
   out->resize(start + kRecordHeaderBytes);
   PutLE(out, static_cast<uint64_t>(d.time_ns), 8);
   PutLE(out, d.op, 1);
