@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -72,6 +73,7 @@ void Ingest(benchmark::State& state, uint64_t len, NextOffset next_offset) {
   const Codec codec = static_cast<Codec>(state.range(0));
   const std::string data = MakeData(2 << 20, 7);  // room for 1 MiB slices
   uint64_t writes = 0;
+  double sync_secs = 0;  // the final Sync's share of the time
   for (auto _ : state) {
     state.PauseTiming();
     auto tj = std::make_unique<TempJournal>(codec);
@@ -91,7 +93,9 @@ void Ingest(benchmark::State& state, uint64_t len, NextOffset next_offset) {
       Status s = t.j->Apply(t.vol, op);
       if (!s.ok()) state.SkipWithError(s.ToString().c_str());
     }
+    auto sync_start = std::chrono::steady_clock::now();
     if (!t.j->Sync(t.vol)) state.SkipWithError("sync");
+    sync_secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - sync_start).count();
     writes += count;
     state.PauseTiming();
     tj.reset();  // removing the files is not ingest
@@ -99,6 +103,7 @@ void Ingest(benchmark::State& state, uint64_t len, NextOffset next_offset) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(writes));
   state.SetBytesProcessed(static_cast<int64_t>(writes * len));
+  state.counters["final_sync_ms"] = sync_secs * 1e3 / static_cast<double>(state.iterations());
   state.SetLabel(std::string(CodecName(codec)));
 }
 

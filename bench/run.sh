@@ -28,6 +28,7 @@ usage() { echo "usage: $0 BUILD_DIR [--quick] [--only NAME,...] [--list] [--out 
 # name | full-run arguments | quick-run arguments
 comparisons=(
   "limits|--rounds 3|--seconds 2 --rounds 1 --size-mib 256"
+  "journal_ingest|--rounds 5|--rounds 1 --quick"
   "restore_vs_cp|--size-mib 4096 --rounds 3|--size-mib 64 --rounds 1"
   "tap_vs_nbdkit|--seconds 30 --rounds 3|--seconds 2 --rounds 1 --size-mib 256"
   "remote_vs_protect|--seconds 20 --rounds 3|--seconds 2 --rounds 1 --size-mib 256"

@@ -6,6 +6,10 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <utility>  // before Boost.Asio under g++ 12 in C++20 mode
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -210,6 +214,10 @@ class Journal::Impl {
   // of the index by a writer passes here first.
   Status Barrier() const;
   mutable std::unique_ptr<IndexWriter> index_writer;  // format 2 writers
+  // The second thread EncodeRuns hands half a commit's runs to: made once,
+  // not per commit (a thread per commit was 275 clone3 calls per 65,536
+  // 4 KiB writes, each with its own stack to fault in).
+  std::unique_ptr<boost::asio::thread_pool> encoder;
   // op: seg::kOpWrite, or seg::kOpImport for an import's blocks (format 2's records say which).
   Status PutBlock(const VolumeState& vol, uint64_t block, Seq seq, std::string_view data,
                   TimeNs time_ns = 0, uint8_t flags = 0, uint8_t op = seg::kOpWrite);

@@ -116,7 +116,10 @@ Status Journal::Impl::EncodeRuns() {
   if (meta.codec != Codec::kNone && runs.size() >= 4 && total >= (256u << 10)) {
     size_t half = 0;
     for (uint64_t bytes = 0; half < runs.size() && bytes < total / 2; ++half) bytes += runs[half].data.size();
-    auto worker = std::async(std::launch::async, encode, half, runs.size());
+    if (!encoder) encoder = std::make_unique<boost::asio::thread_pool>(1);
+    std::packaged_task<void()> task([&] { encode(half, runs.size()); });
+    auto worker = task.get_future();
+    boost::asio::post(*encoder, std::move(task));
     encode(0, half);
     worker.get();
   } else {
