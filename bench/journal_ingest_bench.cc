@@ -43,7 +43,7 @@ struct TempJournal {
   std::string dir;
   std::unique_ptr<Journal> j;
   uint32_t vol = 0;
-  explicit TempJournal(Codec codec) {
+  explicit TempJournal(Codec codec, bool sync_index_at_flush = true) {
     const char* base = std::getenv("BENCH_WORK");
     dir = std::string(base ? base : "/tmp") + "/tm-ingest-bench-" + std::to_string(getpid());
     std::filesystem::remove_all(dir);
@@ -53,6 +53,7 @@ struct TempJournal {
     // TM_BENCH_SYNC_INDEX=1: format 2 writes the index at each commit (the
     // other way of docs/format-journal.md#writes-and-durability).
     o.async_index = !std::getenv("TM_BENCH_SYNC_INDEX");
+    o.sync_index_at_flush = sync_index_at_flush;
     j = Journal::Open(dir, o).value();
     vol = j->CreateVolume("bench", kVolumeBytes, kBlock).value().id;
     auto zeros = [](uint64_t, char* b, size_t n) {
@@ -121,6 +122,46 @@ void BM_Ingest512SubBlock(benchmark::State& state) {
   Ingest(state, 512, [](std::mt19937_64& rng, uint64_t) {
     return (rng() % ((64ull << 20) / 512)) * 512;  // 64 MiB hot area: RMW of real data
   });
+}
+
+// 4 KiB random writes with a FLUSH (MarkFlush, then Sync) after every 32,
+// as a guest's filesystem journal issues them. Argument 1: whether the FLUSH
+// also makes the index durable (OpenOptions::sync_index_at_flush; 1 is what
+// the journal does).
+void BM_Ingest4KiBFlush32(benchmark::State& state) {
+  const Codec codec = static_cast<Codec>(state.range(0));
+  const bool sync_index = state.range(1) != 0;
+  const std::string data = MakeData(2 << 20, 7);
+  const uint64_t count = std::getenv("TM_BENCH_QUICK") ? 4096 : 32768;
+  uint64_t writes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto tj = std::make_unique<TempJournal>(codec, sync_index);
+    std::mt19937_64 rng(1);
+    state.ResumeTiming();
+    for (uint64_t i = 0; i < count; ++i) {
+      WriteOp op;
+      op.seq = i + 1;
+      op.time_ns = static_cast<TimeNs>(i + 2);
+      op.offset_bytes = (rng() % (kVolumeBytes / 4096)) * 4096;
+      op.length_bytes = 4096;
+      op.data = std::string_view(data).substr((i * 4096) % (data.size() - 4096), 4096);
+      Status s = tj->j->Apply(tj->vol, op);
+      if (s.ok() && (i + 1) % 32 == 0) {
+        s = tj->j->MarkFlush(tj->vol, op.seq, op.time_ns, kSeqFlush);
+        if (s.ok() && !tj->j->Sync(tj->vol)) s = Status::IOError("sync");
+      }
+      if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    }
+    writes += count;
+    state.PauseTiming();
+    tj.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(writes));
+  state.counters["flushes_per_s"] =
+      benchmark::Counter(static_cast<double>(writes / 32), benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(CodecName(codec)) + (sync_index ? ", index synced" : ", segments only"));
 }
 
 void BM_PointInTimeRead(benchmark::State& state) {
@@ -200,6 +241,7 @@ void Codecs(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Ingest4KiBRandom)->Apply(Codecs)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Ingest1MiBSequential)->Apply(Codecs)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Ingest4KiBFlush32)->Args({1, 1})->Args({1, 0})->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Ingest512SubBlock)->Arg(0)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PointInTimeRead)->Arg(0)->Arg(1)->UseRealTime();
 BENCHMARK(BM_Crc32c4KiB);

@@ -309,7 +309,7 @@ Status Journal::Impl::CommitDurable() {
   TM_RETURN_IF_ERROR(Commit());
   // Segments before the index: a durable entry never names bytes that are not.
   Status s = SyncLogs();
-  if (s.ok()) s = FromRocks(db->SyncWAL(), "sync journal WAL");
+  if (s.ok() && (!v2() || options.sync_index_at_flush)) s = FromRocks(db->SyncWAL(), "sync journal WAL");
   if (!s.ok()) failed = s;
   return s;
 }

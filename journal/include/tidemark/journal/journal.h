@@ -46,6 +46,14 @@ struct OpenOptions {
   // entries are written on a thread of their own (an open rolls forward what
   // a crash left unindexed). false: the commit writes the index too.
   bool async_index = true;
+  // Format 2: Sync() (a FLUSH) makes the index durable too: it waits for
+  // the index writer, records the synced tail and syncs RocksDB's WAL. The
+  // synced tail is what lets an open tell a damaged FLUSH-acknowledged seq
+  // from a torn unacknowledged one (docs/format-journal.md#writes-and-durability),
+  // so every caller keeps it. false syncs the segments only: it exists to
+  // measure the index's share of a FLUSH (bench/journal_ingest_bench
+  // BM_Ingest4KiBFlush32) and is not crash-safe for bookmarks or checkpoints.
+  bool sync_index_at_flush = true;
   // Format 2: a segment file is sealed past this many bytes (tests roll over
   // with small ones).
   uint64_t segment_bytes = 256ull << 20;
