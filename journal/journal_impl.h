@@ -273,7 +273,9 @@ class Journal::Impl {
   // when kMaxClosedBytes are closed).
   Status FlushRun();
   Status EncodeRuns();
-  Status EncodeRun(const PendingRun& r, std::string* rec, std::vector<seg::ChunkDesc>* chunks) const;
+  // split: a long run's chunks are compressed on two threads (the encoder's).
+  Status EncodeRun(const PendingRun& r, std::string* rec, std::vector<seg::ChunkDesc>* chunks,
+                   bool split);
   static constexpr uint64_t kMaxClosedBytes = 16 << 20;
   std::vector<PendingRun> closed_runs;
   uint64_t closed_bytes = 0;

@@ -69,7 +69,7 @@ Status Journal::Impl::FlushRun() {
 }
 
 Status Journal::Impl::EncodeRun(const PendingRun& r, std::string* rec,
-                                std::vector<seg::ChunkDesc>* chunks) const {
+                                std::vector<seg::ChunkDesc>* chunks, bool split) {
   BOOST_OUTCOME_TRY(vol, Volume(r.volume));
   const uint32_t bs = vol->epoch().block_bytes;
   seg::DataIn in;
@@ -93,7 +93,18 @@ Status Journal::Impl::EncodeRun(const PendingRun& r, std::string* rec,
         static_cast<uint16_t>(rec_end > r.write_end ? (rec_end - r.write_end) / kSectorBytes : 0);
   }
   if (r.last) in.flags |= seg::kFlagSeqEnd;
-  return seg::EncodeData(in, rec, chunks);
+  const size_t n = seg::ChunkCount(in);
+  if (!split || in.zeros || in.codec == Codec::kNone || n < 2) return seg::EncodeData(in, rec, chunks);
+  // A long record's chunks on two threads: the codec is most of its CPU.
+  std::vector<seg::PackedChunk> packed(n);
+  const size_t half = n / 2;
+  if (!encoder) encoder = std::make_unique<boost::asio::thread_pool>(1);
+  std::packaged_task<void()> task([&] { seg::PackChunks(in, half, n, &packed); });
+  auto worker = task.get_future();
+  boost::asio::post(*encoder, std::move(task));
+  seg::PackChunks(in, 0, half, &packed);
+  worker.get();
+  return seg::EncodeData(in, rec, chunks, &packed);
 }
 
 Status Journal::Impl::EncodeRuns() {
@@ -109,11 +120,17 @@ Status Journal::Impl::EncodeRuns() {
   };
   std::vector<Encoded> out(runs.size());
   auto encode = [&](size_t from, size_t to) {
-    for (size_t i = from; i < to; ++i) out[i].status = EncodeRun(runs[i], &out[i].rec, &out[i].chunks);
+    for (size_t i = from; i < to; ++i) out[i].status = EncodeRun(runs[i], &out[i].rec, &out[i].chunks, false);
   };
-  // The codec is most of a small write's CPU: a second thread takes the runs
-  // past half the bytes (records keep their order in the log).
-  if (meta.codec != Codec::kNone && runs.size() >= 4 && total >= (256u << 10)) {
+  // The codec is most of a write's CPU: a second thread takes the runs past
+  // half the bytes (records keep their order in the log), or half the chunks
+  // of a long run.
+  if (meta.codec != Codec::kNone && runs.size() < 4 && total >= (256u << 10)) {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      out[i].status = EncodeRun(runs[i], &out[i].rec, &out[i].chunks,
+                                /*split=*/runs[i].data.size() >= (256u << 10));
+    }
+  } else if (meta.codec != Codec::kNone && runs.size() >= 4 && total >= (256u << 10)) {
     size_t half = 0;
     for (uint64_t bytes = 0; half < runs.size() && bytes < total / 2; ++half) bytes += runs[half].data.size();
     if (!encoder) encoder = std::make_unique<boost::asio::thread_pool>(1);

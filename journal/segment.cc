@@ -156,7 +156,40 @@ Result<RecordHeader> DecodeRecordHeader(std::string_view in) {
   return h;
 }
 
-Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* chunks) {
+namespace {
+uint64_t ChunkBytesOf(const DataHeader& d) {
+  return std::max<uint64_t>(uint64_t{1} << d.chunk_log2, d.block_bytes);
+}
+}  // namespace
+
+size_t ChunkCount(const DataIn& in) {
+  const DataHeader& d = in.header;
+  const uint64_t len = in.zeros ? d.length_bytes : in.data.size();
+  if (len == 0 || d.block_bytes == 0 || d.chunk_log2 < 9 || d.chunk_log2 > 24) return 0;
+  const uint64_t chunk = ChunkBytesOf(d);
+  return (d.offset_bytes + len - 1) / chunk - d.offset_bytes / chunk + 1;
+}
+
+void PackChunks(const DataIn& in, size_t from, size_t to, std::vector<PackedChunk>* packed) {
+  if (in.zeros || in.codec == Codec::kNone) return;
+  const DataHeader& d = in.header;
+  const uint64_t chunk = ChunkBytesOf(d), end_all = d.offset_bytes + in.data.size();
+  for (size_t k = from; k < to; ++k) {
+    const uint64_t start = std::max(d.offset_bytes, (d.offset_bytes / chunk + k) * chunk);
+    const uint64_t end = std::min((d.offset_bytes / chunk + k + 1) * chunk, end_all);
+    PackedChunk& p = (*packed)[k];
+    p.codec = Codec::kNone;
+    if (start >= end) continue;
+    if (Compress(in.codec, in.data.substr(start - d.offset_bytes, end - start), &p.bytes)) {
+      p.codec = in.codec;
+    } else {
+      p.bytes.clear();
+    }
+  }
+}
+
+Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* chunks,
+                  const std::vector<PackedChunk>* packed) {
   const DataHeader& d = in.header;
   const uint64_t len = in.zeros ? d.length_bytes : in.data.size();
   if (len == 0) return Status::InvalidArgument("empty data record");
@@ -197,7 +230,11 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
   out->resize(descs + n * kChunkDescBytes);
   chunks->clear();
   chunks->reserve(n);
-  std::string packed;
+  if (packed != nullptr && packed->size() != n) {
+    return Status::InvalidArgument("internal error: " + std::to_string(packed->size()) +
+                                   " packed chunks for a record of " + std::to_string(n));
+  }
+  std::string scratch;
   for (uint64_t off = d.offset_bytes; off < d.offset_bytes + len;) {
     const uint64_t end = std::min((off / chunk + 1) * chunk, d.offset_bytes + len);
     ChunkDesc c;
@@ -213,9 +250,15 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
     }
     std::string_view raw = in.data.substr(off - d.offset_bytes, end - off);
     std::string_view stored = raw;
-    if (in.codec != Codec::kNone && Compress(in.codec, raw, &packed)) {
+    if (packed != nullptr) {
+      const PackedChunk& p = (*packed)[chunks->size()];
+      if (p.codec != Codec::kNone) {
+        c.codec = p.codec;
+        stored = p.bytes;
+      }
+    } else if (in.codec != Codec::kNone && Compress(in.codec, raw, &scratch)) {
       c.codec = in.codec;
-      stored = packed;
+      stored = scratch;
     }
     c.stored_len = static_cast<uint32_t>(stored.size());
     c.crc = Crc32c(stored);

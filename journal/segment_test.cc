@@ -130,6 +130,28 @@ TEST(SegmentRecordTest, CodecPerChunk) {
   EXPECT_EQ(Payload(rec, r.value()), data);
 }
 
+// Chunks packed ahead (PackChunks, in two ranges as two threads would) give
+// the very bytes EncodeData gives alone, for an unaligned record too.
+TEST(SegmentRecordTest, PackedChunksEncodeTheSameRecord) {
+  const std::string data = Compressible(3 * 65536) + Random(65536 + 8192, 5) + Compressible(4096);
+  for (uint64_t offset : {uint64_t{0}, uint64_t{65536 - 8192}}) {
+    const DataIn in = Write(2, 9, offset, data, Codec::kZstd);
+    const size_t n = ChunkCount(in);
+    ASSERT_EQ(n, offset == 0 ? 5u : 6u);
+    std::vector<PackedChunk> packed(n);
+    PackChunks(in, n / 2, n, &packed);
+    PackChunks(in, 0, n / 2, &packed);
+    std::string alone, ahead;
+    std::vector<ChunkDesc> c1, c2;
+    ASSERT_TRUE(EncodeData(in, &alone, &c1).ok());
+    ASSERT_TRUE(EncodeData(in, &ahead, &c2, &packed).ok());
+    EXPECT_EQ(alone, ahead);
+    EXPECT_EQ(c1, c2);
+    packed.pop_back();
+    EXPECT_FALSE(EncodeData(in, &ahead, &c2, &packed).ok());  // a count that does not match
+  }
+}
+
 TEST(SegmentRecordTest, ZeroRecordHasNoPayload) {
   DataIn in = Write(0, 3, 60 << 10, "");
   in.zeros = true;

@@ -150,10 +150,25 @@ struct DataIn {
 // The chunk size a journal uses unless told otherwise (docs/format-journal.md).
 inline constexpr uint8_t kDefaultChunkLog2 = 16;
 
+// A chunk's stored form, computed ahead of EncodeData (PackChunks): its
+// codec, and its bytes when the codec kept them (empty: stored raw).
+struct PackedChunk {
+  Codec codec = Codec::kNone;
+  std::string bytes;
+};
+// The number of chunks EncodeData cuts `in` into (0 when it is not whole
+// blocks or its chunk size is out of range).
+size_t ChunkCount(const DataIn& in);
+// Runs the codec on chunks [from, to) of `in` into (*packed)[from, to)
+// (sized ChunkCount(in) by the caller): disjoint ranges may run on different
+// threads, then EncodeData assembles the record from them.
+void PackChunks(const DataIn& in, size_t from, size_t to, std::vector<PackedChunk>* packed);
 // Appends one data record to *out; `chunks` gets its descriptors (payload
-// offsets relative to the record's header). InvalidArgument when the write is
+// offsets relative to the record's header). With `packed` (PackChunks of
+// every chunk) the codec is not run again. InvalidArgument when the write is
 // empty, not whole blocks, or too long.
-Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* chunks);
+Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* chunks,
+                  const std::vector<PackedChunk>* packed = nullptr);
 // Appends a record of any other kind, with `body` as it is.
 void EncodeRecord(RecordKind kind, uint8_t flags, uint32_t volume, Seq seq, std::string_view body,
                   std::string* out);
