@@ -67,7 +67,7 @@ bool CompressIgzip(std::string_view in, std::string* out) {
 // encrypted and already compressed data, and fio's buffers (random with ~10 %
 // zero bytes, which a flat-histogram test missed), cost zstd level 1 a failed
 // attempt of about as long as the rest of a journal write (measured: libzstd
-// was 27 % of the tap's samples); this test costs ~0.35 us a 4 KiB block
+// was 27 % of the tap's samples); this test costs ~0.66 us a 4 KiB block
 // (bench/journal_ingest_bench BM_Compress4KiB on incompressible data).
 // Repetitions of a random pattern also have a high order-0 entropy and are
 // stored raw: a missed saving, never a wrong byte.

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -273,7 +274,10 @@ class Journal::Impl {
   // when kMaxClosedBytes are closed).
   Status FlushRun();
   Status EncodeRuns();
-  // split: a long run's chunks are compressed on two threads (the encoder's).
+  // Runs `there` on the encoder thread and `here` on this one; returns when
+  // both are done.
+  void OnTwoThreads(const std::function<void()>& there, const std::function<void()>& here);
+  // split: a long run's chunks are compressed on two threads (OnTwoThreads).
   Status EncodeRun(const PendingRun& r, std::string* rec, std::vector<seg::ChunkDesc>* chunks,
                    bool split);
   static constexpr uint64_t kMaxClosedBytes = 16 << 20;

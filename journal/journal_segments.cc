@@ -98,13 +98,19 @@ Status Journal::Impl::EncodeRun(const PendingRun& r, std::string* rec,
   // A long record's chunks on two threads: the codec is most of its CPU.
   std::vector<seg::PackedChunk> packed(n);
   const size_t half = n / 2;
-  if (!encoder) encoder = std::make_unique<boost::asio::thread_pool>(1);
-  std::packaged_task<void()> task([&] { seg::PackChunks(in, half, n, &packed); });
-  auto worker = task.get_future();
-  boost::asio::post(*encoder, std::move(task));
-  seg::PackChunks(in, 0, half, &packed);
-  worker.get();
+  OnTwoThreads([&] { seg::PackChunks(in, half, n, &packed); },
+               [&] { seg::PackChunks(in, 0, half, &packed); });
   return seg::EncodeData(in, rec, chunks, &packed);
+}
+
+void Journal::Impl::OnTwoThreads(const std::function<void()>& there,
+                                 const std::function<void()>& here) {
+  if (!encoder) encoder = std::make_unique<boost::asio::thread_pool>(1);
+  std::packaged_task<void()> task(there);
+  auto done = task.get_future();
+  boost::asio::post(*encoder, std::move(task));
+  here();
+  done.get();
 }
 
 Status Journal::Impl::EncodeRuns() {
@@ -125,22 +131,16 @@ Status Journal::Impl::EncodeRuns() {
   // The codec is most of a write's CPU: a second thread takes the runs past
   // half the bytes (records keep their order in the log), or half the chunks
   // of a long run.
-  if (meta.codec != Codec::kNone && runs.size() < 4 && total >= (256u << 10)) {
-    for (size_t i = 0; i < runs.size(); ++i) {
-      out[i].status = EncodeRun(runs[i], &out[i].rec, &out[i].chunks,
-                                /*split=*/runs[i].data.size() >= (256u << 10));
-    }
-  } else if (meta.codec != Codec::kNone && runs.size() >= 4 && total >= (256u << 10)) {
+  const bool two_threads = meta.codec != Codec::kNone && total >= (256u << 10);
+  if (two_threads && runs.size() >= 4) {
     size_t half = 0;
     for (uint64_t bytes = 0; half < runs.size() && bytes < total / 2; ++half) bytes += runs[half].data.size();
-    if (!encoder) encoder = std::make_unique<boost::asio::thread_pool>(1);
-    std::packaged_task<void()> task([&] { encode(half, runs.size()); });
-    auto worker = task.get_future();
-    boost::asio::post(*encoder, std::move(task));
-    encode(0, half);
-    worker.get();
+    OnTwoThreads([&] { encode(half, runs.size()); }, [&] { encode(0, half); });
   } else {
-    encode(0, runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) {
+      out[i].status = EncodeRun(runs[i], &out[i].rec, &out[i].chunks,
+                                /*split=*/two_threads && runs[i].data.size() >= (256u << 10));
+    }
   }
   for (size_t i = 0; i < runs.size(); ++i) {
     TM_RETURN_IF_ERROR(out[i].status);

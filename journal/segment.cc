@@ -200,7 +200,7 @@ Status EncodeData(const DataIn& in, std::string* out, std::vector<ChunkDesc>* ch
     return Status::InvalidArgument("chunk size 2^" + std::to_string(d.chunk_log2) +
                                    " out of range (2^9 to 2^24)");
   }
-  const uint64_t chunk = std::max<uint64_t>(uint64_t{1} << d.chunk_log2, d.block_bytes);
+  const uint64_t chunk = ChunkBytesOf(d);
   const uint64_t first = d.offset_bytes / chunk, last = (d.offset_bytes + len - 1) / chunk;
   const uint64_t n = last - first + 1;
   if (len + kDataHeaderBytes + n * kChunkDescBytes > kMaxRecordBody || n > 0xffff) {
