@@ -91,7 +91,8 @@ struct PlanRunner::Impl {
       free_buffers.pop_back();
     }
     if (b.size < size) {
-      // Uninitialised: the read fills it.
+      // aligned_alloc wants a multiple of the alignment. Uninitialised: the read fills it.
+      size = (size + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
       b.data.reset(static_cast<char*>(std::aligned_alloc(kDirectAlign, size)));
       if (!b.data) return Status::IOError("out of memory for a " + std::to_string(size) + "-byte read");
       b.size = size;
